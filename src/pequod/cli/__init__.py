@@ -1,0 +1,1 @@
+"""The ``pequod`` command line."""
