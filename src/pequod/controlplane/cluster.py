@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import shutil
@@ -11,6 +12,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -46,6 +48,16 @@ def free_port() -> int:
         return port
 
 
+_RUNNING: weakref.WeakSet[ControlPlane] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_running_control_planes() -> None:
+    for plane in list(_RUNNING):
+        if plane.die_with_parent:
+            plane.stop()
+
+
 class ControlPlane:
     """etcd + kube-apiserver on loopback, plus the workload components when asked.
 
@@ -64,7 +76,7 @@ class ControlPlane:
         self._owns_directory = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="pequod-controlplane-"))
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._die_with_parent = die_with_parent
+        self.die_with_parent = die_with_parent
         self._startup_timeout = startup_timeout
         self._components: dict[str, ComponentProcess] = {}
         self.etcd_url = ""
@@ -89,6 +101,7 @@ class ControlPlane:
 
     def start(self) -> None:
         """Starts etcd and kube-apiserver and waits until the API server is ready."""
+        _RUNNING.add(self)
         try:
             self._write_pki()
             self._start_etcd()
@@ -185,7 +198,7 @@ class ControlPlane:
         logs = self.directory / "logs"
         logs.mkdir(exist_ok=True)
         process = ComponentProcess(
-            name, argv, logs / f"{name}.log", die_with_parent=self._die_with_parent
+            name, argv, logs / f"{name}.log", die_with_parent=self.die_with_parent
         )
         self._components[name] = process
         process.start()

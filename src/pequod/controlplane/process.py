@@ -6,6 +6,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,7 +34,13 @@ class ComponentProcess:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        preexec: Callable[[], None] | None = _die_with_parent if self._die_with_parent else None
+        # The kernel sends PDEATHSIG when the *thread* that forked the child ends, so it is only
+        # safe from the main thread; components started elsewhere are stopped by stop() or at
+        # interpreter exit (see cluster.py).
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        preexec: Callable[[], None] | None = (
+            _die_with_parent if self._die_with_parent and in_main_thread else None
+        )
         try:
             self._process = subprocess.Popen(  # noqa: S603 - argv built from pinned paths
                 self.argv,
