@@ -1,0 +1,189 @@
+"""Builds the CustomResourceDefinition of a platform API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pequod.crdgen.naming import camel_case, plural_of
+from pequod.schema.normalize import Schema
+
+DEFAULT_GROUP = "platform.pequod.io"
+DEFAULT_VERSION = "v1alpha1"
+CATEGORIES = ["pequod"]
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+TRANSFORM_LABEL = "platform.pequod.io/transform"
+
+
+@dataclass(frozen=True)
+class ApiDefinition:
+    """What a Transform (or `pequod crd`) asks for; unset fields come from the module."""
+
+    name: str
+    group: str = DEFAULT_GROUP
+    version: str = DEFAULT_VERSION
+    kind: str | None = None
+    short_names: tuple[str, ...] = ()
+    printer_columns: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def resolved_kind(self) -> str:
+        return self.kind or camel_case(self.name)
+
+    @property
+    def plural(self) -> str:
+        return plural_of(self.resolved_kind)
+
+    @property
+    def crd_name(self) -> str:
+        return f"{self.plural}.{self.group}"
+
+
+def _condition_schema() -> Schema:
+    return {
+        "type": "object",
+        "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+        "properties": {
+            "type": {"type": "string", "maxLength": 316},
+            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
+            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
+            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "reason": {"type": "string", "maxLength": 1024},
+            "message": {"type": "string", "maxLength": 32768},
+        },
+    }
+
+
+def platform_ref_schema() -> Schema:
+    """``spec.platformRef``: pins one instance to a module version the Transform allows."""
+    return {
+        "type": "object",
+        "description": "Pins this instance to one module version; the Transform must allow it.",
+        "required": ["type", "ref"],
+        "properties": {
+            "type": {"type": "string", "enum": ["embedded", "oci", "git"]},
+            "ref": {
+                "type": "string",
+                "minLength": 1,
+                "description": "embedded NAME@VERSION, an OCI digest reference or a Git SHA.",
+            },
+        },
+    }
+
+
+def status_schema() -> Schema:
+    return {
+        "type": "object",
+        "properties": {
+            "phase": {
+                "type": "string",
+                "description": "Pending, Rendering, Applying, Ready or Failed.",
+            },
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "conditions": {
+                "type": "array",
+                "items": _condition_schema(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+            "resourceGraphRef": {
+                "type": "object",
+                "properties": {"name": {"type": "string"}},
+            },
+            "platformRefResolved": {
+                "type": "object",
+                "properties": {
+                    "type": {"type": "string"},
+                    "ref": {"type": "string"},
+                    "digest": {"type": "string"},
+                },
+            },
+            "renderHash": {"type": "string"},
+            "readyNodes": {"type": "integer"},
+            "totalNodes": {"type": "integer"},
+            "violations": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "message": {"type": "string"},
+                        "severity": {"type": "string"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _printer_columns(definition: ApiDefinition) -> list[dict[str, Any]]:
+    columns: list[dict[str, Any]] = [
+        {
+            "name": "Ready",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+        },
+        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    ]
+    for column in definition.printer_columns:
+        keys = ("name", "type", "jsonPath", "description")
+        entry: dict[str, Any] = {k: column[k] for k in keys if k in column}
+        entry.setdefault("type", "string")
+        columns.append(entry)
+    columns.append({"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"})
+    return columns
+
+
+def build_crd(definition: ApiDefinition, spec_schema: Schema) -> dict[str, Any]:
+    """The CRD manifest: Namespaced, with status subresource, printer columns and a status
+    schema; ``spec_schema`` is the structural schema of ``#Input``."""
+    kind = definition.resolved_kind
+    spec = dict(spec_schema)
+    spec["properties"] = {**spec.get("properties", {}), "platformRef": platform_ref_schema()}
+    spec.pop("additionalProperties", None)
+    names: dict[str, Any] = {
+        "kind": kind,
+        "listKind": f"{kind}List",
+        "plural": definition.plural,
+        "singular": kind.lower(),
+        "categories": CATEGORIES,
+    }
+    if definition.short_names:
+        names["shortNames"] = list(definition.short_names)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": definition.crd_name,
+            "labels": {MANAGED_BY_LABEL: "pequod", TRANSFORM_LABEL: definition.name},
+        },
+        "spec": {
+            "group": definition.group,
+            "scope": "Namespaced",
+            "names": names,
+            "versions": [
+                {
+                    "name": definition.version,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": _printer_columns(definition),
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": f"{kind}: a platform API generated by Pequod "
+                            f"from the Transform {definition.name}.",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status_schema(),
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }

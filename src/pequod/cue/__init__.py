@@ -1,0 +1,1 @@
+"""Runs the ``cue`` CLI as a subprocess and turns its errors into structured diagnostics."""

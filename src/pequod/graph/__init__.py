@@ -1,0 +1,1 @@
+"""The rendered graph: nodes (objects with dependencies and readiness rules) and violations."""

@@ -1,0 +1,69 @@
+"""The graph a module renders, after Pequod has checked it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+SEVERITY_ERROR = "Error"
+SEVERITY_WARNING = "Warning"
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A finding of a module or a policy. ``Error`` blocks apply; ``Warning`` is reported."""
+
+    path: str
+    message: str
+    severity: str = SEVERITY_ERROR
+    source: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        result = {"path": self.path, "message": self.message, "severity": self.severity}
+        if self.source:
+            result["source"] = self.source
+        return result
+
+    def __str__(self) -> str:
+        origin = f" [{self.source}]" if self.source else ""
+        return f"{self.severity}: {self.path}: {self.message}{origin}"
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    object: dict[str, Any]
+    depends_on: tuple[str, ...] = ()
+    ready_when: tuple[dict[str, Any], ...] = ()
+    apply_mode: str = "Apply"
+    conflict_policy: str = "Error"
+    deletion_policy: str = "Delete"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The node as written in a ResourceGraph (and printed by `pequod render`)."""
+        result: dict[str, Any] = {"id": self.id, "object": self.object}
+        if self.depends_on:
+            result["dependsOn"] = list(self.depends_on)
+        if self.ready_when:
+            result["readyWhen"] = list(self.ready_when)
+        result["applyPolicy"] = {"mode": self.apply_mode, "conflictPolicy": self.conflict_policy}
+        result["deletionPolicy"] = self.deletion_policy
+        return result
+
+
+@dataclass(frozen=True)
+class Graph:
+    nodes: tuple[Node, ...]
+    violations: tuple[Violation, ...] = field(default=())
+
+    def node(self, node_id: str) -> Node:
+        for node in self.nodes:
+            if node.id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nodes": [node.to_dict() for node in self.nodes],
+            "violations": [v.to_dict() for v in self.violations],
+        }

@@ -1,0 +1,104 @@
+"""Pequod's own schema of what ``#Render.output`` must look like (modules import nothing from
+Pequod; their output is checked against this)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+_PREDICATE: dict[str, Any] = {
+    "type": "object",
+    "required": ["type"],
+    "properties": {"type": {"enum": ["Exists", "ConditionMatch", "DeploymentAvailable", "CEL"]}},
+    "allOf": [
+        {
+            "if": {"properties": {"type": {"const": "ConditionMatch"}}},
+            "then": {
+                "required": ["conditionType"],
+                "properties": {
+                    "type": True,
+                    "conditionType": {"type": "string", "minLength": 1},
+                    "status": {"enum": ["True", "False", "Unknown"]},
+                },
+                "additionalProperties": False,
+            },
+        },
+        {
+            "if": {"properties": {"type": {"const": "CEL"}}},
+            "then": {
+                "required": ["expression"],
+                "properties": {
+                    "type": True,
+                    "expression": {"type": "string", "minLength": 1},
+                },
+                "additionalProperties": False,
+            },
+        },
+        {
+            "if": {"properties": {"type": {"enum": ["Exists", "DeploymentAvailable"]}}},
+            "then": {"properties": {"type": True}, "additionalProperties": False},
+        },
+    ],
+}
+
+_OBJECT: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata"],
+    "properties": {
+        "apiVersion": {"type": "string", "minLength": 1},
+        "kind": {"type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$"},
+        "metadata": {
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string", "minLength": 1, "maxLength": 253},
+                "namespace": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    },
+}
+
+OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["nodes"],
+    "properties": {
+        "nodes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "object"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
+                    "object": _OBJECT,
+                    "dependsOn": {"type": "array", "items": {"type": "string"}},
+                    "readyWhen": {"type": "array", "items": _PREDICATE},
+                    "applyPolicy": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "mode": {"enum": ["Apply", "CreateOnly"]},
+                            "conflictPolicy": {"enum": ["Error", "Force"]},
+                        },
+                    },
+                    "deletionPolicy": {"enum": ["Delete", "Orphan"]},
+                },
+            },
+        },
+        "violations": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["path", "message"],
+                "properties": {
+                    "path": {"type": "string"},
+                    "message": {"type": "string"},
+                    "severity": {"enum": ["Error", "Warning"]},
+                },
+            },
+        },
+    },
+}

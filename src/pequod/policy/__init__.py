@@ -1,0 +1,1 @@
+"""Policies: CUE packages defining ``#Policy``, checked against an instance and its graph."""
