@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pequod import __version__
-from pequod.cli import toolchain_commands
+from pequod.cli import module_commands, toolchain_commands
 from pequod.toolchain.cue_version import cue_version
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--version", action="store_true", help="print the versions of pequod and cue, then exit"
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    module_commands.register(commands)
     toolchain_commands.register(commands)
     return parser
 

@@ -1,0 +1,229 @@
+"""``pequod render | crd | vet | graph``: the offline view of what the cluster will get."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pequod.cli.graph_format import to_dot, to_mermaid
+from pequod.cli.input_file import InputFileError, position_of, read_instance_document
+from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
+from pequod.crdgen.generate import generate_api
+from pequod.cue.diagnostics import Diagnostic
+from pequod.cue.runner import CueError, CueSettings
+from pequod.graph.validate import NamespacePolicy
+from pequod.module.reference import load_module
+from pequod.module.source import ModuleError, ModuleSource
+from pequod.policy.evaluate import PolicyError
+from pequod.render.instance import Instance
+from pequod.render.render import Renderer, RenderError, RenderResult
+from pequod.schema.normalize import SchemaError
+from pequod.toolchain.locate import ToolNotFoundError
+
+EXIT_INVALID = 1
+
+
+def register(commands: Any) -> None:
+    render = commands.add_parser("render", help="render an instance with a module, offline")
+    _module_argument(render)
+    _instance_arguments(render, required=True)
+    render.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    render.set_defaults(run=_render)
+
+    crd = commands.add_parser("crd", help="print the CRD a Transform would generate")
+    _module_argument(crd)
+    crd.add_argument("--name", required=True, help="the Transform's name, e.g. webservice")
+    crd.add_argument("--group", default=DEFAULT_GROUP)
+    crd.add_argument("--version", default=DEFAULT_VERSION, dest="api_version")
+    crd.add_argument("--kind", help="default: #Metadata.kind, else CamelCase of --name")
+    crd.add_argument("--short-name", action="append", default=[], dest="short_names")
+    crd.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml")
+    crd.set_defaults(run=_crd)
+
+    vet = commands.add_parser("vet", help="check a module, and with --input an instance too")
+    _module_argument(vet)
+    _instance_arguments(vet, required=False)
+    vet.set_defaults(run=_vet)
+
+    graph = commands.add_parser("graph", help="draw the rendered dependency graph")
+    _module_argument(graph)
+    _instance_arguments(graph, required=True)
+    graph.add_argument("-o", "--output", choices=["dot", "mermaid"], default="mermaid")
+    graph.set_defaults(run=_graph)
+
+
+def _module_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", help="a module directory, or embedded:NAME[@VERSION]")
+    parser.add_argument("--cue-timeout", type=float, default=10.0, help="seconds (default 10)")
+
+
+def _instance_arguments(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--input", "-i", type=Path, required=required, help="instance YAML/JSON")
+    parser.add_argument("--name", help="instance name (default: the file's metadata.name)")
+    parser.add_argument("--namespace", "-n", help="instance namespace (default: the file's)")
+    parser.add_argument(
+        "--policy",
+        action="append",
+        default=[],
+        dest="policies",
+        help="a policy module to check (repeatable), e.g. embedded:policy/defaults",
+    )
+    parser.add_argument(
+        "--allow-namespace",
+        action="append",
+        default=[],
+        dest="allowed_namespaces",
+        help="another namespace rendered objects may go to ('*': any)",
+    )
+    parser.add_argument("--allow-cluster-scoped", action="store_true")
+
+
+def _settings(arguments: argparse.Namespace) -> CueSettings:
+    return CueSettings(timeout_seconds=arguments.cue_timeout)
+
+
+def _fail(lines: Sequence[str]) -> int:
+    for line in lines:
+        print(line, file=sys.stderr)
+    return EXIT_INVALID
+
+
+def _describe(diagnostic: Diagnostic, input_path: Path | None, module: ModuleSource | None) -> str:
+    where = ""
+    if input_path is not None and diagnostic.path.startswith(("spec", "metadata")):
+        position = position_of(input_path, diagnostic.path)
+        where = f"{position}: " if position else f"{input_path}: "
+    elif diagnostic.positions:
+        where = f"{_module_file(diagnostic.positions[0].file, module)}:"
+        where += f"{diagnostic.positions[0].line}:{diagnostic.positions[0].column}: "
+    path = f"{diagnostic.path}: " if diagnostic.path else ""
+    text = f"{where}{path}{diagnostic.message}"
+    module_positions = [str(p) for p in diagnostic.positions]
+    if where.startswith(str(input_path)) and module_positions and module is not None:
+        text += f" (constraint at {_module_file(diagnostic.positions[0].file, module)}:"
+        text += f"{diagnostic.positions[0].line}:{diagnostic.positions[0].column})"
+    return text
+
+
+def _module_file(name: str, module: ModuleSource | None) -> str:
+    if module is None or name.startswith("/"):
+        return name
+    path = module.directory / name
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative
+
+
+def _run(arguments: argparse.Namespace, work: Any) -> int:
+    """Runs the coroutine ``work`` and turns every expected failure into exit 1 with messages."""
+    input_path: Path | None = getattr(arguments, "input", None)
+    module: ModuleSource | None = None
+    try:
+        module = load_module(arguments.module)
+        result: int = asyncio.run(work(module))
+        return result
+    except (ModuleError, InputFileError, SchemaError, PolicyError, ToolNotFoundError) as error:
+        return _fail([f"error: {error}"])
+    except RenderError as error:
+        return _fail(
+            [f"error: {error.summary}"]
+            + [f"  {_describe(d, input_path, module)}" for d in error.diagnostics]
+        )
+    except CueError as error:
+        return _fail(
+            [f"error: {arguments.module}: {error.summary}"]
+            + [f"  {_describe(d, None, module)}" for d in error.diagnostics]
+        )
+
+
+def _instance(arguments: argparse.Namespace) -> Instance:
+    document = read_instance_document(arguments.input)
+    return Instance.from_object(document, name=arguments.name, namespace=arguments.namespace)
+
+
+async def _render_with(arguments: argparse.Namespace, module: ModuleSource) -> RenderResult:
+    policies = [load_module(reference) for reference in arguments.policies]
+    instance = _instance(arguments)
+    namespaces = NamespacePolicy(
+        instance.namespace,
+        tuple(arguments.allowed_namespaces),
+        arguments.allow_cluster_scoped,
+    )
+    return await Renderer(_settings(arguments)).render(
+        module, instance, policies=policies, namespaces=namespaces
+    )
+
+
+def _report_violations(result: RenderResult) -> int:
+    for violation in result.violations:
+        print(f"{violation}", file=sys.stderr)
+    return EXIT_INVALID if result.blocked else 0
+
+
+def _dump(document: Any, output: str) -> None:
+    if output == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        print(yaml.safe_dump(document, sort_keys=False), end="")
+
+
+def _render(arguments: argparse.Namespace) -> int:
+    async def work(module: ModuleSource) -> int:
+        result = await _render_with(arguments, module)
+        _dump(result.to_dict(), arguments.output)
+        return _report_violations(result)
+
+    return _run(arguments, work)
+
+
+def _crd(arguments: argparse.Namespace) -> int:
+    async def work(module: ModuleSource) -> int:
+        requested = ApiDefinition(
+            name=arguments.name,
+            group=arguments.group,
+            version=arguments.api_version,
+            kind=arguments.kind,
+            short_names=tuple(arguments.short_names),
+        )
+        generated = await generate_api(module, requested, _settings(arguments))
+        for note in generated.schema.notes:
+            print(f"note: {note}", file=sys.stderr)
+        _dump(generated.crd, arguments.output)
+        return 0
+
+    return _run(arguments, work)
+
+
+def _vet(arguments: argparse.Namespace) -> int:
+    async def work(module: ModuleSource) -> int:
+        generated = await generate_api(module, ApiDefinition(name="vet"), _settings(arguments))
+        kind = generated.definition.resolved_kind
+        if arguments.input is None:
+            print(f"{module.reference}: ok ({kind}, digest {module.digest})")
+            return 0
+        result = await _render_with(arguments, module)
+        status = _report_violations(result)
+        if status == 0:
+            print(
+                f"{module.reference}: ok ({kind}); {arguments.input}: "
+                f"{len(result.graph.nodes)} nodes, {len(result.violations)} warnings"
+            )
+        return status
+
+    return _run(arguments, work)
+
+
+def _graph(arguments: argparse.Namespace) -> int:
+    async def work(module: ModuleSource) -> int:
+        result = await _render_with(arguments, module)
+        print(to_dot(result.graph) if arguments.output == "dot" else to_mermaid(result.graph))
+        return _report_violations(result)
+
+    return _run(arguments, work)
