@@ -131,3 +131,11 @@ def test_module_violations_are_kept() -> None:
     }
     graph = build_graph(output, POLICY, source="mod")
     assert [str(v) for v in graph.violations] == ["Warning: spec.x: m [mod]"]
+
+
+def test_condition_match_status_defaults_to_true() -> None:
+    predicate = {"type": "ConditionMatch", "conditionType": "Ready"}
+    graph = build_graph({"nodes": [node("a", readyWhen=[predicate])]}, POLICY)
+    assert graph.nodes[0].ready_when == (
+        {"type": "ConditionMatch", "conditionType": "Ready", "status": "True"},
+    )
