@@ -17,6 +17,7 @@ from kubernetes_asyncio import config as async_config
 
 from pequod.controlplane import ControlPlane, ControlPlaneError
 from pequod.toolchain.locate import ToolNotFoundError
+from tests.operator_harness import REPOSITORY, Kubectl, OperatorProcess
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +77,37 @@ async def api_client(control_plane: ControlPlane) -> AsyncIterator[async_client.
     )
     async with async_client.ApiClient(configuration) as api:
         yield api
+
+
+@pytest.fixture(scope="session")
+def kubectl(control_plane: ControlPlane) -> Kubectl:
+    return Kubectl(control_plane)
+
+
+@pytest.fixture(scope="session")
+def pequod_crds(kubectl: Kubectl) -> None:
+    """Pequod's own CRDs from manifests/crds, Established."""
+    kubectl.run("apply", "-f", str(REPOSITORY / "manifests" / "crds"))
+    kubectl.run(
+        "wait",
+        "--for=condition=Established",
+        "crd/transforms.platform.pequod.io",
+        "crd/resourcegraphs.platform.pequod.io",
+        "--timeout=60s",
+    )
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, pequod_crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The operator (`pequod run`) as a separate process for the whole session."""
+    process = OperatorProcess(control_plane, tmp_path_factory.mktemp("operator") / "operator.log")
+    try:
+        process.start()
+    except AssertionError:
+        pytest.fail(f"the operator did not start:\n{process.log()[-5000:]}", pytrace=False)
+    try:
+        yield process
+    finally:
+        process.stop()

@@ -72,11 +72,13 @@ class ControlPlane:
         *,
         die_with_parent: bool = True,
         startup_timeout: float = 90.0,
+        watch_cache: bool = True,
     ) -> None:
         self._owns_directory = directory is None
         self.directory = directory or Path(tempfile.mkdtemp(prefix="pequod-controlplane-"))
         self.directory.mkdir(parents=True, exist_ok=True)
         self.die_with_parent = die_with_parent
+        self.watch_cache = watch_cache
         self._startup_timeout = startup_timeout
         self._components: dict[str, ComponentProcess] = {}
         self.etcd_url = ""
@@ -248,6 +250,7 @@ class ControlPlane:
                 "--authorization-mode=RBAC",
                 "--allow-privileged=true",
                 "--profiling=false",
+                f"--watch-cache={'true' if self.watch_cache else 'false'}",
                 "--v=1",
             ],
         )

@@ -1,0 +1,1 @@
+"""Kubernetes plumbing on kubernetes-asyncio: client, discovery, informers, work queue, manager."""

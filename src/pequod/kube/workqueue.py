@@ -1,0 +1,292 @@
+"""A rate-limited work queue for asyncio, after client-go's workqueue.
+
+Controllers put object keys on a ``WorkQueue`` and worker tasks take them off with ``get()``
+and hand them back with ``done()``. The queue guarantees that:
+
+* a key waiting in the queue is held once, however often it is added;
+* a key is never handed out while the same key is being processed; a key added while it is
+  being processed is marked dirty and queued again when ``done()`` is called for it;
+* keys are handed out in the order they were queued.
+
+Keys can also be added after a delay (``add_after``) or after a per-key exponential backoff
+(``add_rate_limited``). Delays are asyncio timer handles on the running event loop, so nothing
+polls and ``shut_down()`` cancels them all.
+
+``add``, ``add_after``, ``add_rate_limited``, ``forget`` and ``done`` are plain methods, so they
+can be called from synchronous callbacks running in the event loop (``add_after`` and
+``add_rate_limited`` need a running loop to schedule their timers).
+
+``run_workers`` runs a number of worker tasks that take keys from a queue and pass them to a
+handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
+
+import structlog
+
+logger = structlog.get_logger(__name__)
+
+Key = TypeVar("Key", bound=Hashable)
+
+
+class QueueShutDown(Exception):
+    """Raised by ``WorkQueue.get()`` once the queue is shut down and has no keys left."""
+
+
+class WorkQueue(Generic[Key]):
+    """A de-duplicating FIFO queue of keys with delayed and rate-limited adds.
+
+    ``base_delay``, ``max_delay`` and ``jitter`` shape the backoff of ``add_rate_limited``: the
+    n-th consecutive rate-limited add of a key (counting from 0) waits
+    ``min(max_delay, base_delay * 2**n)`` seconds, stretched by a random factor in
+    ``[1, 1 + jitter]``.
+
+    After ``shut_down()``, new adds are ignored and delayed adds are cancelled, but keys already
+    queued are still handed out; ``get()`` raises ``QueueShutDown`` once none are left.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        base_delay: float = 0.005,
+        max_delay: float = 300.0,
+        jitter: float = 0.1,
+    ) -> None:
+        if base_delay < 0 or max_delay < 0 or jitter < 0:
+            raise ValueError("base_delay, max_delay and jitter must not be negative")
+        self.name = name
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.jitter = jitter
+        # Keys in the order they will be handed out.
+        self._queue: deque[Key] = deque()
+        # Keys that need processing: those in _queue and those added again while processing.
+        self._dirty: set[Key] = set()
+        # Keys handed out by get() and not yet marked done().
+        self._processing: set[Key] = set()
+        # Keys waiting for a delayed add: their deadline (event loop time) and timer.
+        self._delayed: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
+        # Consecutive rate-limited adds per key, reset by forget().
+        self._failures: dict[Key, int] = {}
+        self._getters: deque[asyncio.Future[None]] = deque()
+        self._idle_waiters: list[asyncio.Future[None]] = []
+        self._shut_down = False
+
+    def __len__(self) -> int:
+        """The number of keys waiting to be handed out (not processing, not delayed)."""
+        return len(self._queue)
+
+    def __repr__(self) -> str:
+        return (
+            f"WorkQueue({self.name!r}, queued={len(self._queue)}, "
+            f"processing={len(self._processing)}, delayed={len(self._delayed)})"
+        )
+
+    @property
+    def processing_count(self) -> int:
+        """The number of keys handed out by ``get()`` and not yet marked ``done()``."""
+        return len(self._processing)
+
+    @property
+    def delayed_count(self) -> int:
+        """The number of keys waiting for a delayed add."""
+        return len(self._delayed)
+
+    @property
+    def is_shut_down(self) -> bool:
+        """Whether ``shut_down()`` has been called."""
+        return self._shut_down
+
+    def add(self, key: Key) -> None:
+        """Queue ``key`` unless it is already waiting; if it is being processed, mark it dirty.
+
+        A dirty key is queued again when ``done()`` is called for it. Ignored after shut down.
+        """
+        if self._shut_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key in self._processing:
+            return
+        self._queue.append(key)
+        self._wake_next_getter()
+
+    def add_after(self, key: Key, delay: float) -> None:
+        """Add ``key`` after ``delay`` seconds; at once if ``delay`` is not positive.
+
+        If ``key`` is already waiting for a delayed add, the earlier of the two deadlines is
+        kept. Ignored after shut down. Needs a running event loop.
+        """
+        if self._shut_down:
+            return
+        if delay <= 0:
+            self.add(key)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        pending = self._delayed.get(key)
+        if pending is not None:
+            pending_deadline, pending_timer = pending
+            if pending_deadline <= deadline:
+                return
+            pending_timer.cancel()
+        timer = loop.call_at(deadline, self._add_delayed, key)
+        self._delayed[key] = (deadline, timer)
+
+    def add_rate_limited(self, key: Key) -> None:
+        """Add ``key`` after its backoff (``next_backoff`` plus jitter) and count one failure."""
+        delay = self.next_backoff(key) * (1 + random.uniform(0, self.jitter))
+        self._failures[key] = self._failures.get(key, 0) + 1
+        self.add_after(key, delay)
+
+    def next_backoff(self, key: Key) -> float:
+        """The delay, before jitter, that the next ``add_rate_limited(key)`` would wait.
+
+        It is ``min(max_delay, base_delay * 2**failures(key))``; calling it changes nothing.
+        """
+        try:
+            delay = self.base_delay * 2.0 ** self.failures(key)
+        except OverflowError:
+            return self.max_delay
+        return min(self.max_delay, delay)
+
+    def forget(self, key: Key) -> None:
+        """Reset the failure count of ``key``, so its next backoff is ``base_delay`` again."""
+        self._failures.pop(key, None)
+
+    def failures(self, key: Key) -> int:
+        """The number of rate-limited adds of ``key`` since it was last forgotten."""
+        return self._failures.get(key, 0)
+
+    async def get(self) -> Key:
+        """Wait for the next key, in FIFO order, and mark it as being processed.
+
+        The caller must call ``done(key)`` when it has finished with the key. Raises
+        ``QueueShutDown`` once the queue is shut down and no keys are left.
+        """
+        while not self._queue:
+            if self._shut_down:
+                raise QueueShutDown(self.name)
+            getter = asyncio.get_running_loop().create_future()
+            self._getters.append(getter)
+            try:
+                await getter
+            except BaseException:
+                getter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._getters.remove(getter)
+                # Woken for a key but cancelled before taking it: pass the wake-up on.
+                if self._queue and not getter.cancelled():
+                    self._wake_next_getter()
+                raise
+        key = self._queue.popleft()
+        self._dirty.discard(key)
+        self._processing.add(key)
+        return key
+
+    def done(self, key: Key) -> None:
+        """Mark ``key`` as processed; if it was added meanwhile, queue it again now.
+
+        Keys that are not being processed are ignored.
+        """
+        if key not in self._processing:
+            return
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wake_next_getter()
+        self._notify_if_idle()
+
+    def shut_down(self) -> None:
+        """Stop accepting keys, cancel delayed adds and wake every waiting ``get()``.
+
+        Keys already queued are still handed out; after that ``get()`` raises ``QueueShutDown``.
+        """
+        self._shut_down = True
+        for _deadline, timer in self._delayed.values():
+            timer.cancel()
+        self._delayed.clear()
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+        self._notify_if_idle()
+
+    async def wait_idle(self) -> None:
+        """Wait until no key is queued, delayed or being processed."""
+        while not self._is_idle():
+            waiter = asyncio.get_running_loop().create_future()
+            self._idle_waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._idle_waiters:
+                    self._idle_waiters.remove(waiter)
+
+    def _add_delayed(self, key: Key) -> None:
+        del self._delayed[key]
+        self.add(key)
+
+    def _wake_next_getter(self) -> None:
+        while self._getters:
+            getter = self._getters.popleft()
+            if not getter.done():
+                getter.set_result(None)
+                return
+
+    def _is_idle(self) -> bool:
+        return not self._queue and not self._processing and not self._delayed
+
+    def _notify_if_idle(self) -> None:
+        if not self._is_idle():
+            return
+        waiters, self._idle_waiters = self._idle_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+async def run_workers(
+    queue: WorkQueue[Key],
+    handler: Callable[[Key], Awaitable[None]],
+    *,
+    concurrency: int,
+) -> None:
+    """Run ``concurrency`` workers that pass keys from ``queue`` to ``handler``.
+
+    Each worker loops: take a key with ``get()``, await ``handler(key)``, then ``done(key)``. A
+    key whose handler succeeds is forgotten (its backoff is reset); a key whose handler raises
+    is logged and added again with ``add_rate_limited``, and the worker carries on. Returns
+    once the queue is shut down and the workers have finished the keys they were processing.
+    Cancelling it cancels the workers.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    async with asyncio.TaskGroup() as workers:
+        for index in range(concurrency):
+            workers.create_task(_work(queue, handler), name=f"{queue.name}-worker-{index}")
+
+
+async def _work(queue: WorkQueue[Key], handler: Callable[[Key], Awaitable[None]]) -> None:
+    """One worker of ``run_workers``: process keys until the queue is shut down."""
+    while True:
+        try:
+            key = await queue.get()
+        except QueueShutDown:
+            return
+        try:
+            await handler(key)
+        except Exception:
+            logger.exception("work item failed", queue=queue.name, key=key)
+            queue.add_rate_limited(key)
+        else:
+            queue.forget(key)
+        finally:
+            queue.done(key)

@@ -1,0 +1,123 @@
+"""Runs the operator as a separate process against the test control plane, and small helpers to
+drive the cluster with the real kubectl."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pequod.controlplane import ControlPlane
+from pequod.toolchain.locate import find_binary
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+class Kubectl:
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+
+    def run(
+        self, *arguments: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            [str(find_binary("kubectl")), f"--kubeconfig={self.plane.kubeconfig}", *arguments],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and completed.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(arguments)}: {completed.stderr}")
+        return completed
+
+    def apply(self, manifest: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.run("apply", "-f", "-", *extra, stdin=manifest)
+
+    def get(self, *arguments: str) -> Any:
+        completed = self.run("get", *arguments, "-o", "json", check=False)
+        if completed.returncode != 0:
+            if "NotFound" in completed.stderr or "not found" in completed.stderr:
+                return None
+            raise AssertionError(completed.stderr)
+        return json.loads(completed.stdout)
+
+
+def wait_for(
+    probe: Callable[[], Any], *, within: float = 60.0, interval: float = 0.3, what: str = ""
+) -> Any:
+    """Polls ``probe`` until it returns something truthy, which is returned."""
+    deadline = time.monotonic() + within
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"not within {within} s: {what or probe.__name__} (last: {last!r})")
+
+
+def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
+    if not obj:
+        return None
+    for entry in (obj.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == type_:
+            found: dict[str, Any] = entry
+            return found
+    return None
+
+
+class OperatorProcess:
+    """``pequod run`` as a child process with its log in a file."""
+
+    def __init__(self, plane: ControlPlane, log_path: Path) -> None:
+        self.plane = plane
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, *extra: str) -> None:
+        log = self.log_path.open("ab")
+        environment = dict(os.environ)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "pequod",
+                "run",
+                f"--kubeconfig={self.plane.kubeconfig}",
+                "--log-format=console",
+                "--resync-period=0",
+                *extra,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+            cwd=REPOSITORY,
+        )
+        log.close()
+        wait_for(lambda: "caches synced" in self.log(), within=60, what="operator caches synced")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        if self.process is None:
+            return None
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            code = self.process.wait()
+        self.process = None
+        return code
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
