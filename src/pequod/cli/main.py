@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pequod import __version__
-from pequod.cli import module_commands, toolchain_commands
+from pequod.cli import manifests_command, module_commands, run_command, toolchain_commands
 from pequod.toolchain.cue_version import cue_version
 
 
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     module_commands.register(commands)
+    run_command.register(commands)
+    manifests_command.register(commands)
     toolchain_commands.register(commands)
     return parser
 

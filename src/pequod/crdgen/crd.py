@@ -39,7 +39,8 @@ class ApiDefinition:
         return f"{self.plural}.{self.group}"
 
 
-def _condition_schema() -> Schema:
+def status_condition_schema() -> Schema:
+    """A metav1.Condition."""
     return {
         "type": "object",
         "required": ["type", "status", "lastTransitionTime", "reason", "message"],
@@ -82,7 +83,7 @@ def status_schema() -> Schema:
             "observedGeneration": {"type": "integer", "format": "int64"},
             "conditions": {
                 "type": "array",
-                "items": _condition_schema(),
+                "items": status_condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },

@@ -1,0 +1,2 @@
+"""Pequod's own API: the Transform and ResourceGraph kinds, their labels, annotations and
+finalizers."""

@@ -1,0 +1,306 @@
+"""The CRDs of Pequod's own kinds. `manifests/crds/` holds them as YAML; a test keeps the two in
+sync (PEQUOD_UPDATE_GOLDEN=1 rewrites the files)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pequod.api.names import (
+    GROUP,
+    RESOURCE_GRAPH_KIND,
+    RESOURCE_GRAPH_PLURAL,
+    TRANSFORM_KIND,
+    TRANSFORM_PLURAL,
+    VERSION,
+)
+from pequod.crdgen.crd import status_condition_schema
+
+Schema = dict[str, Any]
+
+_STRING: Schema = {"type": "string"}
+_SOURCE_TYPES = ["embedded", "inline", "configmap", "oci", "git"]
+
+
+def module_reference_schema(description: str) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "required": ["type", "ref"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": _SOURCE_TYPES,
+                "description": "Where the module comes from.",
+            },
+            "ref": {
+                "type": "string",
+                "minLength": 1,
+                "description": "embedded: NAME[@VERSION]; inline: the CUE source itself; "
+                "configmap: NAMESPACE/NAME of a ConfigMap whose *.cue keys are the files; "
+                "oci: HOST/REPO:TAG or @sha256:...; git: URL?ref=...&path=...",
+            },
+            "path": {"type": "string", "description": "A subdirectory of the artifact."},
+            "pullSecretRef": {
+                "type": "object",
+                "properties": {"name": _STRING, "namespace": _STRING},
+                "description": "Credentials for oci and git sources.",
+            },
+        },
+    }
+
+
+def _conditions() -> Schema:
+    return {
+        "type": "array",
+        "items": status_condition_schema(),
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    }
+
+
+def transform_crd() -> dict[str, Any]:
+    spec: Schema = {
+        "type": "object",
+        "required": ["cueRef"],
+        "properties": {
+            "cueRef": module_reference_schema("The platform module this API is made from."),
+            "group": {"type": "string", "description": f"API group (default {GROUP})."},
+            "version": {"type": "string", "description": f"API version (default {VERSION})."},
+            "kind": {
+                "type": "string",
+                "pattern": "^[A-Z][A-Za-z0-9]*$",
+                "description": "Kind (default: #Metadata.kind, else CamelCase of the name).",
+            },
+            "shortNames": {"type": "array", "items": _STRING},
+            "policies": {
+                "type": "array",
+                "description": "Policy modules every instance's graph must satisfy.",
+                "items": module_reference_schema("A policy module."),
+            },
+            "allowedNamespaces": {
+                "type": "array",
+                "items": _STRING,
+                "description": "Namespaces besides the instance's that rendered objects may "
+                'go to ("*": any). Default: the instance\'s namespace only.',
+            },
+            "allowClusterScoped": {
+                "type": "boolean",
+                "description": "Whether rendered objects may be cluster-scoped.",
+            },
+            "instancePlatformRefs": {
+                "type": "array",
+                "description": "Module versions an instance may pin with spec.platformRef.",
+                "items": {
+                    "type": "object",
+                    "required": ["type", "ref"],
+                    "properties": {
+                        "type": {"type": "string", "enum": ["embedded", "oci", "git"]},
+                        "ref": _STRING,
+                    },
+                },
+            },
+        },
+    }
+    status: Schema = {
+        "type": "object",
+        "properties": {
+            "phase": {
+                "type": "string",
+                "enum": ["Pending", "Generating", "Ready", "Failed", "Deleting"],
+            },
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "conditions": _conditions(),
+            "generatedCRD": {
+                "type": "object",
+                "properties": {"apiVersion": _STRING, "kind": _STRING, "name": _STRING},
+            },
+            "resolvedCueRef": {
+                "type": "object",
+                "properties": {"digest": _STRING, "fetchedAt": _STRING, "version": _STRING},
+            },
+            "instances": {"type": "integer", "description": "Instances of the generated kind."},
+        },
+    }
+    return _crd(
+        kind=TRANSFORM_KIND,
+        plural=TRANSFORM_PLURAL,
+        scope="Cluster",
+        short_names=["tf"],
+        spec=spec,
+        status=status,
+        columns=[
+            {"name": "Kind", "type": "string", "jsonPath": ".status.generatedCRD.kind"},
+            {
+                "name": "Ready",
+                "type": "string",
+                "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+            },
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Instances", "type": "integer", "jsonPath": ".status.instances"},
+        ],
+    )
+
+
+def resource_graph_crd() -> dict[str, Any]:
+    preserve: Schema = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    spec: Schema = {
+        "type": "object",
+        "required": ["sourceRef", "nodes"],
+        "properties": {
+            "sourceRef": {
+                "type": "object",
+                "required": ["apiVersion", "kind", "name"],
+                "properties": {
+                    "apiVersion": _STRING,
+                    "kind": _STRING,
+                    "name": _STRING,
+                    "uid": _STRING,
+                },
+            },
+            "metadata": {
+                "type": "object",
+                "properties": {
+                    "name": _STRING,
+                    "version": _STRING,
+                    "platformRef": _STRING,
+                    "renderHash": _STRING,
+                    "renderedAt": _STRING,
+                    "transform": _STRING,
+                    "allowedNamespaces": {"type": "array", "items": _STRING},
+                    "allowClusterScoped": {"type": "boolean"},
+                },
+            },
+            "nodes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "object"],
+                    "properties": {
+                        "id": _STRING,
+                        "object": preserve,
+                        "dependsOn": {"type": "array", "items": _STRING},
+                        "readyWhen": {"type": "array", "items": preserve},
+                        "applyPolicy": preserve,
+                        "deletionPolicy": _STRING,
+                    },
+                },
+            },
+            "violations": {"type": "array", "items": preserve},
+        },
+    }
+    status: Schema = {
+        "type": "object",
+        "properties": {
+            "phase": {
+                "type": "string",
+                "enum": ["Pending", "Executing", "Ready", "Failed", "Deleting"],
+            },
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "conditions": _conditions(),
+            "readyNodes": {"type": "integer"},
+            "totalNodes": {"type": "integer"},
+            "nodes": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {
+                        "id": _STRING,
+                        "phase": _STRING,
+                        "lastError": _STRING,
+                        "readyDetails": _STRING,
+                        "appliedAt": _STRING,
+                    },
+                },
+            },
+            "inventory": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "apiVersion": _STRING,
+                        "kind": _STRING,
+                        "namespace": _STRING,
+                        "name": _STRING,
+                        "uid": _STRING,
+                        "nodeId": _STRING,
+                    },
+                },
+            },
+        },
+    }
+    return _crd(
+        kind=RESOURCE_GRAPH_KIND,
+        plural=RESOURCE_GRAPH_PLURAL,
+        scope="Namespaced",
+        short_names=["rg"],
+        spec=spec,
+        status=status,
+        columns=[
+            {"name": "Source", "type": "string", "jsonPath": ".spec.sourceRef.kind"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+            {"name": "Ready", "type": "integer", "jsonPath": ".status.readyNodes"},
+            {"name": "Total", "type": "integer", "jsonPath": ".status.totalNodes"},
+        ],
+    )
+
+
+def _crd(
+    *,
+    kind: str,
+    plural: str,
+    scope: str,
+    short_names: list[str],
+    spec: Schema,
+    status: Schema,
+    columns: list[dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "pequod", "app.kubernetes.io/part-of": "pequod"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": scope,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
+                "categories": ["pequod"],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        *columns,
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": _STRING,
+                                "kind": _STRING,
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> list[dict[str, Any]]:
+    return [transform_crd(), resource_graph_crd()]

@@ -1,0 +1,34 @@
+"""Names shared by the controllers, the manifests and the tests."""
+
+from __future__ import annotations
+
+GROUP = "platform.pequod.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+TRANSFORM_KIND = "Transform"
+TRANSFORM_PLURAL = "transforms"
+RESOURCE_GRAPH_KIND = "ResourceGraph"
+RESOURCE_GRAPH_PLURAL = "resourcegraphs"
+
+FIELD_MANAGER = "pequod"
+"""The field manager of everything the operator applies (see docs on apply ownership)."""
+
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE = "pequod"
+TRANSFORM_LABEL = "platform.pequod.io/transform"
+INSTANCE_KIND_LABEL = "platform.pequod.io/instance-kind"
+INSTANCE_NAME_LABEL = "platform.pequod.io/instance-name"
+INSTANCE_UID_LABEL = "platform.pequod.io/instance-uid"
+NODE_ID_ANNOTATION = "platform.pequod.io/node-id"
+
+ALLOW_BREAKING_CHANGES_ANNOTATION = "pequod.io/allow-breaking-changes"
+PRUNE_ANNOTATION = "pequod.io/prune"
+
+TRANSFORM_FINALIZER = "platform.pequod.io/transform-cleanup"
+INSTANCE_FINALIZER = "platform.pequod.io/instance-cleanup"
+RESOURCE_GRAPH_FINALIZER = "platform.pequod.io/resourcegraph-cleanup"
+
+OPERATOR_NAMESPACE = "pequod-system"
+OPERATOR_SERVICE_ACCOUNT = "pequod"
+OPERATOR_USERNAME = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"

@@ -1,0 +1,65 @@
+"""Wires the operator: client, manager, registry, renderer and the controllers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from pequod.cue.runner import CueSettings
+from pequod.kube.client import KubeClient
+from pequod.kube.manager import Manager
+from pequod.operator.events import EventRecorder
+from pequod.operator.instance_controller import InstanceReconciler
+from pequod.operator.registry import ApiRegistry
+from pequod.operator.transform_controller import TransformReconciler
+from pequod.render.render import Renderer
+
+logger = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    kubeconfig: str | None = None
+    context: str | None = None
+    instance_concurrency: int = 4
+    resync_period: float | None = 600.0
+    cue_timeout: float = 10.0
+    render_cache_entries: int = 4096
+
+
+@dataclass
+class Operator:
+    client: KubeClient
+    manager: Manager
+    registry: ApiRegistry
+    renderer: Renderer
+    transforms: TransformReconciler
+    instances: InstanceReconciler
+
+
+async def build_operator(settings: OperatorSettings) -> Operator:
+    client = await KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
+    manager = Manager(client, resync_period=settings.resync_period)
+    registry = ApiRegistry()
+    cue_settings = CueSettings(timeout_seconds=settings.cue_timeout)
+    renderer = Renderer(cue_settings, settings.render_cache_entries)
+    events = EventRecorder(client)
+    instances = InstanceReconciler(
+        client, manager, registry, renderer, events, concurrency=settings.instance_concurrency
+    )
+    transforms = TransformReconciler(
+        client, manager, registry, instances.controller, events, cue_settings
+    )
+    manager.add_controller(transforms.controller)  # type: ignore[arg-type]
+    manager.add_controller(instances.controller)  # type: ignore[arg-type]
+    return Operator(client, manager, registry, renderer, transforms, instances)
+
+
+async def run_operator(settings: OperatorSettings) -> None:
+    operator = await build_operator(settings)
+    logger.info("pequod operator starting")
+    try:
+        await operator.manager.run_until_signalled()
+    finally:
+        await operator.client.close()

@@ -1,0 +1,349 @@
+"""Instance → render (cached by render hash) → policies → namespace confinement → the
+ResourceGraph, and the instance's status. A spec that fails validation never writes or changes
+a ResourceGraph."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from pequod.api.names import (
+    API_VERSION,
+    FIELD_MANAGER,
+    GROUP,
+    INSTANCE_KIND_LABEL,
+    INSTANCE_NAME_LABEL,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    RESOURCE_GRAPH_KIND,
+    RESOURCE_GRAPH_PLURAL,
+    TRANSFORM_LABEL,
+    VERSION,
+)
+from pequod.crdgen.naming import plural_of
+from pequod.cue.runner import CueError
+from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.controller import DONE, Controller, Result
+from pequod.kube.informer import Informer, InformerEvent
+from pequod.kube.manager import Manager
+from pequod.kube.resources import ResourceType
+from pequod.module.embedded import EMBEDDED_PREFIX
+from pequod.module.source import ModuleError, ModuleSource
+from pequod.operator.conditions import is_true, now, set_condition
+from pequod.operator.events import EventRecorder
+from pequod.operator.module_sources import ModuleReference, resolve_module
+from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.policy.evaluate import PolicyError
+from pequod.render.instance import Instance
+from pequod.render.render import Renderer, RenderError, RenderResult
+
+logger = structlog.get_logger(__name__)
+
+RESOURCE_GRAPHS = ResourceType(GROUP, VERSION, RESOURCE_GRAPH_KIND, RESOURCE_GRAPH_PLURAL, True)
+
+
+def resource_graph_name(kind: str, name: str) -> str:
+    """The ResourceGraph of an instance: derived from its kind and name."""
+    return f"{kind.lower()}-{name}"[:253]
+
+
+class InstanceReconciler:
+    def __init__(
+        self,
+        client: KubeClient,
+        manager: Manager,
+        registry: ApiRegistry,
+        renderer: Renderer,
+        events: EventRecorder,
+        *,
+        concurrency: int = 4,
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        self.renderer = renderer
+        self.events = events
+        self.controller: Controller[InstanceKey] = Controller(
+            "instance", self.reconcile, concurrency=concurrency
+        )
+        self.graphs: Informer = manager.informer(
+            RESOURCE_GRAPHS, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+        )
+        self.controller.watch(self.graphs, _owner_of_graph)
+
+    async def reconcile(self, key: InstanceKey) -> Result:
+        served = self.registry.get(key.transform)
+        if served is None:
+            return DONE
+        instance = served.informer.get(f"{key.namespace}/{key.name}")
+        if instance is None or instance["metadata"].get("deletionTimestamp"):
+            return DONE  # the ResourceGraph is owned by the instance and goes with it
+        log = logger.bind(instance=str(key))
+        status = dict(instance.get("status") or {})
+        generation = instance["metadata"].get("generation")
+        try:
+            module, pinned = await self._module_for(served, instance)
+        except _Refused as refused:
+            await self._invalid(instance, status, "Validated", refused.reason, refused.message)
+            return DONE
+        try:
+            result = await self.renderer.render(
+                module,
+                Instance.from_object(instance),
+                policies=served.policies,
+                namespaces=served.namespace_policy(key.namespace),
+            )
+        except RenderError as error:
+            message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
+            await self._invalid(instance, status, "Rendered", "RenderFailed", message)
+            return DONE
+        except (CueError, PolicyError) as error:
+            await self._invalid(instance, status, "Rendered", "RenderFailed", str(error))
+            return DONE
+        if result.blocked:
+            errors = [str(v) for v in result.violations if v.severity == "Error"]
+            await self._invalid(instance, status, "Validated", "PolicyViolation", "; ".join(errors))
+            return DONE
+        graph_name = resource_graph_name(served.resource_type.kind, key.name)
+        graph = self.graphs.get(f"{key.namespace}/{graph_name}")
+        if (
+            graph is None
+            or (graph.get("spec") or {}).get("metadata", {}).get("renderHash") != result.render_hash
+        ):
+            await self._write_graph(served, instance, graph_name, module, pinned, result)
+            log.info(
+                "resource graph written", graph=graph_name, render_hash=result.render_hash[:19]
+            )
+            await self.events.record(
+                instance,
+                "Normal",
+                "Rendered",
+                f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
+            )
+        graph_status = (graph or {}).get("status") or {}
+        await self._write_status(
+            instance, status, served, module, pinned, result, graph_name, graph_status, generation
+        )
+        return DONE
+
+    async def _module_for(
+        self, served: ServedApi, instance: dict[str, Any]
+    ) -> tuple[ModuleSource, dict[str, str] | None]:
+        platform_ref = (instance.get("spec") or {}).get("platformRef")
+        if not platform_ref:
+            return served.module, None
+        wanted = ModuleReference(
+            platform_ref["type"], platform_ref["ref"].removeprefix(EMBEDDED_PREFIX)
+        )
+        allowed = [
+            ModuleReference(r.type, r.ref.removeprefix(EMBEDDED_PREFIX))
+            for r in served.instance_platform_refs
+        ]
+        if wanted not in allowed:
+            listed = ", ".join(f"{r.type}:{r.ref}" for r in allowed) or "none"
+            raise _Refused(
+                "PlatformRefNotAllowed",
+                f"spec.platformRef {wanted.type}:{wanted.ref} is not allowed by Transform "
+                f"{served.transform} (allowed: {listed})",
+            )
+        try:
+            module = await resolve_module(wanted, self.client)
+        except ModuleError as error:
+            raise _Refused("PlatformRefUnavailable", str(error)) from None
+        return module, {"type": wanted.type, "ref": wanted.ref, "digest": module.digest}
+
+    async def _write_graph(
+        self,
+        served: ServedApi,
+        instance: dict[str, Any],
+        graph_name: str,
+        module: ModuleSource,
+        pinned: dict[str, str] | None,
+        result: RenderResult,
+    ) -> None:
+        metadata = instance["metadata"]
+        graph = {
+            "apiVersion": API_VERSION,
+            "kind": RESOURCE_GRAPH_KIND,
+            "metadata": {
+                "name": graph_name,
+                "namespace": metadata["namespace"],
+                "labels": {
+                    MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+                    TRANSFORM_LABEL: served.transform,
+                    INSTANCE_KIND_LABEL: served.resource_type.kind,
+                    INSTANCE_NAME_LABEL: metadata["name"],
+                },
+                "ownerReferences": [
+                    {
+                        "apiVersion": instance["apiVersion"],
+                        "kind": instance["kind"],
+                        "name": metadata["name"],
+                        "uid": metadata["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": {
+                "sourceRef": {
+                    "apiVersion": instance["apiVersion"],
+                    "kind": instance["kind"],
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                },
+                "metadata": {
+                    "name": served.module_name or served.transform,
+                    "version": module.version or served.module_version or "",
+                    "platformRef": module.reference
+                    if pinned is None
+                    else f"{pinned['type']}:{pinned['ref']}",
+                    "renderHash": result.render_hash,
+                    "renderedAt": now(),
+                    "transform": served.transform,
+                    "allowedNamespaces": list(served.allowed_namespaces),
+                    "allowClusterScoped": served.allow_cluster_scoped,
+                },
+                "nodes": [node.to_dict() for node in result.graph.nodes],
+                "violations": [v.to_dict() for v in result.violations],
+            },
+        }
+        await self.client.apply(RESOURCE_GRAPHS, graph, field_manager=FIELD_MANAGER, force=True)
+
+    async def _invalid(
+        self,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        condition: str,
+        reason: str,
+        message: str,
+    ) -> None:
+        generation = instance["metadata"].get("generation")
+        conditions = status.get("conditions") or []
+        if condition == "Rendered":
+            conditions = set_condition(
+                conditions, "Validated", True, "Valid", "the spec is allowed", generation
+            )
+        conditions = set_condition(conditions, condition, False, reason, message, generation)
+        ready_message = f"{condition}=False: {message}"
+        conditions = set_condition(conditions, "Ready", False, reason, ready_message, generation)
+        desired = {
+            **status,
+            "phase": "Failed",
+            "observedGeneration": generation,
+            "conditions": conditions,
+        }
+        if await self._patch_status(instance, desired):
+            await self.events.record(instance, "Warning", reason, message)
+            logger.warning(
+                "instance invalid",
+                instance=instance["metadata"]["name"],
+                reason=reason,
+                message=message[:300],
+            )
+
+    async def _write_status(
+        self,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        served: ServedApi,
+        module: ModuleSource,
+        pinned: dict[str, str] | None,
+        result: RenderResult,
+        graph_name: str,
+        graph_status: dict[str, Any],
+        generation: int | None,
+    ) -> None:
+        conditions = status.get("conditions") or []
+        conditions = set_condition(
+            conditions,
+            "Validated",
+            True,
+            "Valid",
+            "the spec and the rendered graph are allowed",
+            generation,
+        )
+        warnings = [str(v) for v in result.violations]
+        conditions = set_condition(
+            conditions,
+            "Rendered",
+            True,
+            "Rendered",
+            f"{len(result.graph.nodes)} nodes"
+            + (f"; warnings: {'; '.join(warnings)}" if warnings else ""),
+            generation,
+        )
+        graph_phase = graph_status.get("phase") or "Pending"
+        total = len(result.graph.nodes)
+        ready_nodes = int(graph_status.get("readyNodes") or 0)
+        graph_ready = (
+            is_true(graph_status.get("conditions") or [], "Ready") and graph_phase == "Ready"
+        )
+        conditions = set_condition(
+            conditions,
+            "Ready",
+            graph_ready,
+            "GraphReady" if graph_ready else f"Graph{graph_phase}",
+            f"{ready_nodes}/{total} nodes ready",
+            generation,
+        )
+        desired = {
+            **status,
+            "phase": "Ready"
+            if graph_ready
+            else ("Failed" if graph_phase == "Failed" else "Applying"),
+            "observedGeneration": generation,
+            "conditions": conditions,
+            "resourceGraphRef": {"name": graph_name},
+            "platformRefResolved": pinned
+            or {"type": "transform", "ref": module.reference, "digest": module.digest},
+            "renderHash": result.render_hash,
+            "readyNodes": ready_nodes,
+            "totalNodes": total,
+            "violations": [v.to_dict() for v in result.violations],
+        }
+        await self._patch_status(instance, desired)
+
+    async def _patch_status(self, instance: dict[str, Any], desired: dict[str, Any]) -> bool:
+        """Writes the status subresource only when it changed."""
+        if json.dumps(desired, sort_keys=True) == json.dumps(
+            instance.get("status") or {}, sort_keys=True
+        ):
+            return False
+        served_type = _resource_type_of(instance)
+        try:
+            await self.client.merge_patch(
+                served_type,
+                instance["metadata"]["name"],
+                instance["metadata"]["namespace"],
+                {"status": desired},
+                subresource="status",
+            )
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+
+class _Refused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        self.message = message
+        super().__init__(message)
+
+
+def _resource_type_of(instance: dict[str, Any]) -> ResourceType:
+    group, _, version = instance["apiVersion"].rpartition("/")
+    kind = instance["kind"]
+    return ResourceType(group, version, kind, plural_of(kind), True)
+
+
+def _owner_of_graph(event: InformerEvent) -> list[InstanceKey]:
+    labels = event.object["metadata"].get("labels") or {}
+    transform = labels.get(TRANSFORM_LABEL)
+    name = labels.get(INSTANCE_NAME_LABEL)
+    if not transform or not name:
+        return []
+    return [InstanceKey(transform, event.object["metadata"]["namespace"], name)]

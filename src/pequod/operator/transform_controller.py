@@ -1,0 +1,526 @@
+"""Transform → module → schema → CRD (server-side applied, Established) → a watch on the new
+kind, registered at runtime. Deletion waits for the instances, then removes the CRD."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import structlog
+
+from pequod.api.names import (
+    ALLOW_BREAKING_CHANGES_ANNOTATION,
+    FIELD_MANAGER,
+    GROUP,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    TRANSFORM_FINALIZER,
+    TRANSFORM_LABEL,
+    TRANSFORM_PLURAL,
+    VERSION,
+)
+from pequod.crdgen.compatibility import breaking_changes
+from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
+from pequod.crdgen.generate import GeneratedApi, generate_api
+from pequod.cue.runner import CueError, CueSettings
+from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.controller import DONE, Controller, Result
+from pequod.kube.informer import Informer
+from pequod.kube.manager import Manager
+from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
+from pequod.module.source import ModuleError, ModuleSource
+from pequod.operator.conditions import now, set_condition
+from pequod.operator.events import EventRecorder
+from pequod.operator.module_sources import ModuleReference, resolve_module
+from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.policy.evaluate import PolicyError
+from pequod.schema.normalize import SchemaError
+
+logger = structlog.get_logger(__name__)
+
+TRANSFORMS = ResourceType(GROUP, VERSION, "Transform", TRANSFORM_PLURAL, False)
+CRD_HASH_ANNOTATION = "platform.pequod.io/crd-hash"
+ESTABLISH_POLL_SECONDS = 0.5
+DELETION_POLL_SECONDS = 3.0
+NAMES_RETRY_SECONDS = 15.0
+
+
+class TransformFailure(Exception):
+    def __init__(
+        self, condition: str, reason: str, message: str, requeue_after: float | None = None
+    ) -> None:
+        self.condition = condition
+        self.reason = reason
+        self.message = message
+        self.requeue_after = requeue_after
+        super().__init__(message)
+
+
+class TransformReconciler:
+    def __init__(
+        self,
+        client: KubeClient,
+        manager: Manager,
+        registry: ApiRegistry,
+        instances: Controller[InstanceKey],
+        events: EventRecorder,
+        cue_settings: CueSettings | None = None,
+    ) -> None:
+        self.client = client
+        self.manager = manager
+        self.registry = registry
+        self.instances = instances
+        self.events = events
+        self.cue_settings = cue_settings
+        self.controller: Controller[str] = Controller("transform", self.reconcile, concurrency=2)
+        self.informer: Informer = manager.informer(TRANSFORMS)
+        self.controller.watch(self.informer, lambda e: [e.object["metadata"]["name"]])
+        self._watched_config_maps: set[tuple[str, str, str]] = set()
+        self._generated: dict[tuple[str, ApiDefinition], GeneratedApi] = {}
+
+    async def reconcile(self, name: str) -> Result:
+        transform = self.informer.get(name)
+        if transform is None:
+            await self._stop_serving(name)
+            return DONE
+        if transform["metadata"].get("deletionTimestamp"):
+            return await self._delete(transform)
+        if TRANSFORM_FINALIZER not in transform["metadata"].get("finalizers", []):
+            await self._set_finalizers(
+                transform, [*transform["metadata"].get("finalizers", []), TRANSFORM_FINALIZER]
+            )
+        status = dict(transform.get("status") or {})
+        try:
+            return await self._serve(transform, status)
+        except TransformFailure as failure:
+            await self._write_failure(transform, status, failure)
+            return Result(requeue_after=failure.requeue_after)
+
+    # -- serving ---------------------------------------------------------------------------
+
+    async def _serve(self, transform: dict[str, Any], status: dict[str, Any]) -> Result:
+        name = transform["metadata"]["name"]
+        spec = transform["spec"]
+        generation = transform["metadata"].get("generation")
+        reference = ModuleReference.from_spec(spec["cueRef"])
+        self._watch_config_map(name, reference)
+        try:
+            module = await resolve_module(reference, self.client)
+            policies = [
+                await resolve_module(ModuleReference.from_spec(p), self.client)
+                for p in spec.get("policies", [])
+            ]
+        except ModuleError as error:
+            raise TransformFailure("ModuleFetched", "FetchFailed", str(error)) from None
+        requested = ApiDefinition(
+            name=name,
+            group=spec.get("group") or DEFAULT_GROUP,
+            version=spec.get("version") or DEFAULT_VERSION,
+            kind=spec.get("kind"),
+            short_names=tuple(spec.get("shortNames", ())),
+        )
+        try:
+            generated = await self._generate(module, requested)
+        except (CueError, SchemaError, PolicyError) as error:
+            raise TransformFailure("SchemaValid", "InvalidModule", str(error)) from None
+        crd = generated.crd
+        crd_name = crd["metadata"]["name"]
+        crd_hash = _hash(crd)
+        crd["metadata"].setdefault("annotations", {})[CRD_HASH_ANNOTATION] = crd_hash
+        existing = await self.client.get(CRDS, crd_name)
+        if existing is not None:
+            self._check_ownership(name, existing)
+            self._check_compatibility(transform, existing, crd)
+        live = existing
+        if (
+            existing is None
+            or existing["metadata"].get("annotations", {}).get(CRD_HASH_ANNOTATION) != crd_hash
+        ):
+            live = await self.client.apply(CRDS, crd, field_manager=FIELD_MANAGER, force=True)
+            logger.info("CRD applied", transform=name, crd=crd_name)
+        assert live is not None
+        names_refused = _condition(live, "NamesAccepted")
+        if names_refused and names_refused.get("status") == "False":
+            raise TransformFailure(
+                "Ready",
+                "NamesNotAccepted",
+                f"the API server refuses the names of {crd_name}: {names_refused.get('message')} "
+                "(set spec.kind or spec.shortNames on the Transform)",
+                requeue_after=NAMES_RETRY_SECONDS,
+            )
+        if not _established(live):
+            status["phase"] = "Generating"
+            status = _with_conditions(
+                status, "Ready", False, "Establishing", f"waiting for {crd_name}", generation
+            )
+            await self._write_status(transform, status)
+            return Result(requeue_after=ESTABLISH_POLL_SECONDS)
+        definition = generated.definition
+        resource_type = ResourceType(
+            definition.group, definition.version, definition.resolved_kind, definition.plural, True
+        )
+        served = self._start_serving(
+            transform,
+            resource_type,
+            module,
+            tuple(policies),
+            generated.metadata.name,
+            generated.metadata.version,
+        )
+        previous_digest = (status.get("resolvedCueRef") or {}).get("digest")
+        status.update(
+            phase="Ready",
+            observedGeneration=generation,
+            generatedCRD={
+                "apiVersion": resource_type.api_version,
+                "kind": resource_type.kind,
+                "name": crd_name,
+            },
+            resolvedCueRef={
+                "digest": module.digest,
+                "fetchedAt": (status.get("resolvedCueRef") or {}).get("fetchedAt")
+                if previous_digest == module.digest
+                else now(),
+                **({"version": module.version} if module.version else {}),
+            },
+            # Until the new kind's informer has listed, the stored count is the best known.
+            instances=len(served.informer.store)
+            if served.informer.synced.is_set()
+            else status.get("instances", 0),
+        )
+        conditions = status.get("conditions") or []
+        conditions = set_condition(
+            conditions, "ModuleFetched", True, "Fetched", module.reference, generation
+        )
+        conditions = set_condition(
+            conditions,
+            "SchemaValid",
+            True,
+            "Valid",
+            "the module's #Input is a valid schema",
+            generation,
+        )
+        conditions = set_condition(
+            conditions,
+            "Ready",
+            True,
+            "Serving",
+            f"serving {resource_type.kind} ({crd_name})",
+            generation,
+        )
+        status["conditions"] = conditions
+        changed = await self._write_status(transform, status)
+        if changed and previous_digest != module.digest:
+            await self.events.record(
+                transform,
+                "Normal",
+                "Serving",
+                f"serving {resource_type.kind} from {module.reference} ({module.digest[:19]})",
+            )
+        return DONE
+
+    async def _generate(self, module: ModuleSource, requested: ApiDefinition) -> GeneratedApi:
+        """The CRD of a module, generated by cue once per module digest and request."""
+        key = (module.digest, requested)
+        cached = self._generated.get(key)
+        if cached is None:
+            cached = await generate_api(module, requested, self.cue_settings)
+            self._generated[key] = cached
+        return copy.deepcopy(cached)
+
+    def _check_ownership(self, name: str, existing: dict[str, Any]) -> None:
+        labels = existing["metadata"].get("labels") or {}
+        owner = labels.get(TRANSFORM_LABEL)
+        crd_name = existing["metadata"]["name"]
+        if labels.get(MANAGED_BY_LABEL) != MANAGED_BY_VALUE:
+            raise TransformFailure(
+                "Ready",
+                "CRDConflict",
+                f"CustomResourceDefinition {crd_name} exists and is not managed by Pequod; "
+                "it is left untouched",
+            )
+        if owner != name:
+            raise TransformFailure(
+                "Ready",
+                "CRDConflict",
+                f"CustomResourceDefinition {crd_name} belongs to Transform {owner!r}; "
+                "it is left untouched",
+            )
+
+    def _check_compatibility(
+        self, transform: dict[str, Any], existing: dict[str, Any], crd: dict[str, Any]
+    ) -> None:
+        allowed = (transform["metadata"].get("annotations") or {}).get(
+            ALLOW_BREAKING_CHANGES_ANNOTATION
+        ) == "true"
+        old = _spec_schema(existing)
+        new = _spec_schema(crd)
+        if old is None or new is None or allowed:
+            return
+        changes = breaking_changes(old, new)
+        if changes:
+            listed = "; ".join(str(c) for c in changes)
+            raise TransformFailure(
+                "Ready",
+                "BreakingChange",
+                "the new module changes the schema in ways existing instances may not satisfy: "
+                f"{listed}. "
+                f'Annotate the Transform {ALLOW_BREAKING_CHANGES_ANNOTATION}: "true" to allow it',
+            )
+
+    def _start_serving(
+        self,
+        transform: dict[str, Any],
+        resource_type: ResourceType,
+        module: ModuleSource,
+        policies: tuple[ModuleSource, ...],
+        module_name: str | None,
+        module_version: str | None,
+    ) -> ServedApi:
+        name = transform["metadata"]["name"]
+        spec = transform["spec"]
+        current = self.registry.get(name)
+        if current is None or current.resource_type != resource_type:
+            informer = self.manager.informer(resource_type)
+            # Instances coming and going change the Transform's instance count.
+            informer.add_handler(
+                lambda event: (
+                    self.controller.enqueue(name) if event.type in ("ADDED", "DELETED") else None
+                ),
+                replay=False,
+            )
+            self.instances.watch(
+                informer,
+                lambda event: [
+                    InstanceKey(
+                        name,
+                        event.object["metadata"]["namespace"],
+                        event.object["metadata"]["name"],
+                    )
+                ],
+            )
+            logger.info("watching a new kind", transform=name, resource=str(resource_type))
+        else:
+            informer = current.informer
+        served = ServedApi(
+            transform=name,
+            resource_type=resource_type,
+            module=module,
+            policies=policies,
+            allowed_namespaces=tuple(spec.get("allowedNamespaces", ())),
+            allow_cluster_scoped=bool(spec.get("allowClusterScoped", False)),
+            instance_platform_refs=tuple(
+                ModuleReference.from_spec(r) for r in spec.get("instancePlatformRefs", [])
+            ),
+            informer=informer,
+            module_name=module_name,
+            module_version=module_version,
+        )
+        changed = current is None or _served_fingerprint(current) != _served_fingerprint(served)
+        self.registry.served[name] = served
+        if changed and current is not None:
+            for key in served.instance_keys():
+                self.instances.enqueue(key)
+        return served
+
+    async def _stop_serving(self, name: str) -> None:
+        served = self.registry.served.pop(name, None)
+        if served is not None:
+            await self.manager.remove_informer(served.resource_type)
+            logger.info("stopped watching", transform=name, resource=str(served.resource_type))
+
+    def _watch_config_map(self, transform: str, reference: ModuleReference) -> None:
+        if reference.type != "configmap":
+            return
+        try:
+            namespace, config_map = reference.configmap_name()
+        except ModuleError:
+            return
+        key = (transform, namespace, config_map)
+        if key in self._watched_config_maps:
+            return
+        self._watched_config_maps.add(key)
+        informer = self.manager.informer(
+            CONFIG_MAPS, namespace=namespace, field_selector=f"metadata.name={config_map}"
+        )
+        informer.add_handler(lambda _event: self.controller.enqueue(transform), replay=False)
+
+    # -- deletion --------------------------------------------------------------------------
+
+    async def _delete(self, transform: dict[str, Any]) -> Result:
+        name = transform["metadata"]["name"]
+        finalizers = transform["metadata"].get("finalizers", [])
+        if TRANSFORM_FINALIZER not in finalizers:
+            return DONE
+        served = self.registry.get(name)
+        remaining = await self._count_instances(transform, served)
+        if remaining:
+            status = dict(transform.get("status") or {})
+            status["phase"] = "Deleting"
+            status["instances"] = remaining
+            status = _with_conditions(
+                status,
+                "Ready",
+                False,
+                "WaitingForInstances",
+                f"deletion waits for {remaining} instance(s) to be deleted",
+                transform["metadata"].get("generation"),
+            )
+            await self._write_status(transform, status)
+            return Result(requeue_after=DELETION_POLL_SECONDS)
+        await self._stop_serving(name)
+        crd_name = (transform.get("status") or {}).get("generatedCRD", {}).get("name")
+        if crd_name:
+            existing = await self.client.get(CRDS, crd_name)
+            if (
+                existing is not None
+                and (existing["metadata"].get("labels") or {}).get(TRANSFORM_LABEL) == name
+            ):
+                await self.client.delete(CRDS, crd_name, uid=existing["metadata"]["uid"])
+        await self._set_finalizers(transform, [f for f in finalizers if f != TRANSFORM_FINALIZER])
+        logger.info("transform deleted", transform=name)
+        return DONE
+
+    async def _count_instances(self, transform: dict[str, Any], served: ServedApi | None) -> int:
+        if served is not None:
+            return len(served.informer.store)
+        generated = (transform.get("status") or {}).get("generatedCRD") or {}
+        if not generated.get("name"):
+            return 0
+        crd = await self.client.get(CRDS, generated["name"])
+        if (
+            crd is None
+            or (crd["metadata"].get("labels") or {}).get(TRANSFORM_LABEL)
+            != transform["metadata"]["name"]
+        ):
+            return 0
+        names = crd["spec"]["names"]
+        version = crd["spec"]["versions"][0]["name"]
+        resource_type = ResourceType(
+            crd["spec"]["group"], version, names["kind"], names["plural"], True
+        )
+        try:
+            listing = await self.client.list(resource_type)
+        except ApiError as error:
+            if error.not_found:
+                return 0
+            raise
+        return len(listing.get("items", []))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    async def _set_finalizers(self, transform: dict[str, Any], finalizers: list[str]) -> None:
+        await self.client.merge_patch(
+            TRANSFORMS,
+            transform["metadata"]["name"],
+            None,
+            {
+                "metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": transform["metadata"]["resourceVersion"],
+                }
+            },
+        )
+
+    async def _write_failure(
+        self, transform: dict[str, Any], status: dict[str, Any], failure: TransformFailure
+    ) -> None:
+        generation = transform["metadata"].get("generation")
+        status["phase"] = "Failed"
+        status["observedGeneration"] = generation
+        conditions = status.get("conditions") or []
+        if failure.condition != "Ready":
+            conditions = set_condition(
+                conditions, failure.condition, False, failure.reason, failure.message, generation
+            )
+        served = self.registry.get(transform["metadata"]["name"])
+        ready_message = failure.message
+        if served is not None:
+            ready_message += (
+                " (instances keep being served with the last good module "
+                f"{served.module.digest[:19]})"
+            )
+        conditions = set_condition(
+            conditions, "Ready", False, failure.reason, ready_message, generation
+        )
+        status["conditions"] = conditions
+        if await self._write_status(transform, status):
+            await self.events.record(transform, "Warning", failure.reason, failure.message)
+        logger.warning(
+            "transform failed",
+            transform=transform["metadata"]["name"],
+            reason=failure.reason,
+            message=failure.message,
+        )
+
+    async def _write_status(self, transform: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Writes the status only when it differs from the stored one. Returns whether it did."""
+        if _comparable(status) == _comparable(transform.get("status") or {}):
+            return False
+        await self.client.merge_patch(
+            TRANSFORMS,
+            transform["metadata"]["name"],
+            None,
+            {"status": status},
+            subresource="status",
+        )
+        return True
+
+
+def _with_conditions(
+    status: dict[str, Any],
+    type_: str,
+    value: bool,
+    reason: str,
+    message: str,
+    generation: int | None,
+) -> dict[str, Any]:
+    return {
+        **status,
+        "conditions": set_condition(
+            status.get("conditions") or [], type_, value, reason, message, generation
+        ),
+    }
+
+
+def _comparable(status: dict[str, Any]) -> str:
+    return json.dumps(status, sort_keys=True)
+
+
+def _hash(document: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    for entry in (obj.get("status") or {}).get("conditions") or []:
+        if entry.get("type") == type_:
+            found: dict[str, Any] = entry
+            return found
+    return None
+
+
+def _established(crd: dict[str, Any]) -> bool:
+    established = _condition(crd, "Established")
+    return bool(established and established.get("status") == "True")
+
+
+def _spec_schema(crd: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"][
+            "properties"
+        ]["spec"]
+    except (KeyError, IndexError):
+        return None
+    return schema
+
+
+def _served_fingerprint(served: ServedApi) -> tuple[object, ...]:
+    return (
+        served.module.digest,
+        tuple(p.digest for p in served.policies),
+        served.allowed_namespaces,
+        served.allow_cluster_scoped,
+        served.instance_platform_refs,
+    )
