@@ -42,6 +42,16 @@ _PREDICATE: dict[str, Any] = {
     ],
 }
 
+VIOLATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["path", "message"],
+    "properties": {
+        "path": {"type": "string"},
+        "message": {"type": "string"},
+        "severity": {"enum": ["Error", "Warning"]},
+    },
+}
+
 _OBJECT: dict[str, Any] = {
     "type": "object",
     "required": ["apiVersion", "kind", "metadata"],
@@ -88,17 +98,6 @@ OUTPUT_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-        "violations": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["path", "message"],
-                "properties": {
-                    "path": {"type": "string"},
-                    "message": {"type": "string"},
-                    "severity": {"enum": ["Error", "Warning"]},
-                },
-            },
-        },
+        "violations": {"type": "array", "items": VIOLATION_SCHEMA},
     },
 }

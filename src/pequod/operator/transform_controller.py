@@ -31,7 +31,7 @@ from pequod.kube.informer import Informer
 from pequod.kube.manager import Manager
 from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.conditions import now, set_condition
+from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
@@ -141,7 +141,9 @@ class TransformReconciler:
             live = await self.client.apply(CRDS, crd, field_manager=FIELD_MANAGER, force=True)
             logger.info("CRD applied", transform=name, crd=crd_name)
         assert live is not None
-        names_refused = _condition(live, "NamesAccepted")
+        names_refused = condition(
+            (live.get("status") or {}).get("conditions") or [], "NamesAccepted"
+        )
         if names_refused and names_refused.get("status") == "False":
             raise TransformFailure(
                 "Ready",
@@ -493,17 +495,8 @@ def _hash(document: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:32]
 
 
-def _condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for entry in (obj.get("status") or {}).get("conditions") or []:
-        if entry.get("type") == type_:
-            found: dict[str, Any] = entry
-            return found
-    return None
-
-
 def _established(crd: dict[str, Any]) -> bool:
-    established = _condition(crd, "Established")
-    return bool(established and established.get("status") == "True")
+    return is_true((crd.get("status") or {}).get("conditions") or [], "Established")
 
 
 def _spec_schema(crd: dict[str, Any]) -> dict[str, Any] | None:

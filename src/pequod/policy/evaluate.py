@@ -10,22 +10,10 @@ import jsonschema
 from pequod.cue.errors import tidy
 from pequod.cue.runner import CueError, CueSettings, run_cue
 from pequod.graph.model import SEVERITY_ERROR, Violation
+from pequod.graph.shape import VIOLATION_SCHEMA
 from pequod.module.source import ModuleSource
 
-_VIOLATIONS = jsonschema.Draft202012Validator(
-    {
-        "type": "array",
-        "items": {
-            "type": "object",
-            "required": ["path", "message"],
-            "properties": {
-                "path": {"type": "string"},
-                "message": {"type": "string"},
-                "severity": {"enum": ["Error", "Warning"]},
-            },
-        },
-    }
-)
+_VIOLATIONS = jsonschema.Draft202012Validator({"type": "array", "items": VIOLATION_SCHEMA})
 
 
 class PolicyError(Exception):
