@@ -58,7 +58,7 @@ def test_only_the_operator_may_write_resource_graphs(
     manifest = GRAPH.format(namespace=namespace)
 
     def refused_for_admin() -> str:
-        attempt = kubectl.run("apply", "-f", "-", stdin=manifest, check=False)
+        attempt = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=manifest, check=False)
         # The policy takes effect a moment after it is created.
         return attempt.stderr if attempt.returncode != 0 else ""
 
@@ -74,6 +74,12 @@ def test_only_the_operator_may_write_resource_graphs(
     )
     assert someone.returncode != 0
     operator = kubectl.run(
-        "apply", "-f", "-", f"--as={OPERATOR_USERNAME}", "--as-group=system:masters", stdin=manifest
+        "create",
+        "--dry-run=server",
+        "-f",
+        "-",
+        f"--as={OPERATOR_USERNAME}",
+        "--as-group=system:masters",
+        stdin=manifest,
     )
     assert operator.returncode == 0

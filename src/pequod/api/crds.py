@@ -224,6 +224,7 @@ def resource_graph_crd() -> dict[str, Any]:
                         "name": _STRING,
                         "uid": _STRING,
                         "nodeId": _STRING,
+                        "deletionPolicy": _STRING,
                     },
                 },
             },

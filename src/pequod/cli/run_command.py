@@ -20,6 +20,10 @@ def register(commands: Any) -> None:
     run.add_argument("--concurrency", type=int, default=4, help="instances reconciled at once")
     run.add_argument("--resync-period", type=float, default=600.0, help="seconds (0: never)")
     run.add_argument("--cue-timeout", type=float, default=10.0)
+    run.add_argument("--apply-concurrency", type=int, default=8, help="objects applied at once")
+    run.add_argument(
+        "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "console"])
     run.set_defaults(run=_run)
@@ -54,6 +58,8 @@ def _run(arguments: argparse.Namespace) -> int:
         instance_concurrency=arguments.concurrency,
         resync_period=arguments.resync_period or None,
         cue_timeout=arguments.cue_timeout,
+        apply_concurrency=arguments.apply_concurrency,
+        ready_timeout=arguments.ready_timeout,
     )
     asyncio.run(run_operator(settings))
     return 0

@@ -10,6 +10,7 @@ from pequod.cue.runner import CueSettings
 from pequod.kube.client import KubeClient
 from pequod.kube.manager import Manager
 from pequod.operator.events import EventRecorder
+from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.instance_controller import InstanceReconciler
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
@@ -26,6 +27,8 @@ class OperatorSettings:
     resync_period: float | None = 600.0
     cue_timeout: float = 10.0
     render_cache_entries: int = 4096
+    apply_concurrency: int = 8
+    ready_timeout: float = 600.0
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Operator:
     renderer: Renderer
     transforms: TransformReconciler
     instances: InstanceReconciler
+    graphs: GraphReconciler
 
 
 async def build_operator(settings: OperatorSettings) -> Operator:
@@ -51,9 +55,17 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     transforms = TransformReconciler(
         client, manager, registry, instances.controller, events, cue_settings
     )
+    graphs = GraphReconciler(
+        client,
+        manager,
+        events,
+        apply_concurrency=settings.apply_concurrency,
+        ready_timeout=settings.ready_timeout,
+    )
     manager.add_controller(transforms.controller)  # type: ignore[arg-type]
     manager.add_controller(instances.controller)  # type: ignore[arg-type]
-    return Operator(client, manager, registry, renderer, transforms, instances)
+    manager.add_controller(graphs.controller)  # type: ignore[arg-type]
+    return Operator(client, manager, registry, renderer, transforms, instances, graphs)
 
 
 async def run_operator(settings: OperatorSettings) -> None:

@@ -13,6 +13,7 @@ from pequod.api.names import (
     API_VERSION,
     FIELD_MANAGER,
     GROUP,
+    INSTANCE_FINALIZER,
     INSTANCE_KIND_LABEL,
     INSTANCE_NAME_LABEL,
     MANAGED_BY_LABEL,
@@ -77,8 +78,13 @@ class InstanceReconciler:
         if served is None:
             return DONE
         instance = served.informer.get(f"{key.namespace}/{key.name}")
-        if instance is None or instance["metadata"].get("deletionTimestamp"):
-            return DONE  # the ResourceGraph is owned by the instance and goes with it
+        if instance is None:
+            return DONE
+        finalizers = instance["metadata"].get("finalizers") or []
+        if instance["metadata"].get("deletionTimestamp"):
+            return await self._delete(served, instance, finalizers)
+        if INSTANCE_FINALIZER not in finalizers:
+            await self._set_finalizers(instance, [*finalizers, INSTANCE_FINALIZER])
         log = logger.bind(instance=str(key))
         status = dict(instance.get("status") or {})
         generation = instance["metadata"].get("generation")
@@ -126,6 +132,42 @@ class InstanceReconciler:
             instance, status, served, module, pinned, result, graph_name, graph_status, generation
         )
         return DONE
+
+    async def _delete(
+        self, served: ServedApi, instance: dict[str, Any], finalizers: list[str]
+    ) -> Result:
+        """Deletes the ResourceGraph (whose own finalizer removes the objects in order) and
+        lets the instance go once the graph is gone."""
+        if INSTANCE_FINALIZER not in finalizers:
+            return DONE
+        name = resource_graph_name(served.resource_type.kind, instance["metadata"]["name"])
+        namespace = instance["metadata"]["namespace"]
+        graph = await self.client.get(RESOURCE_GRAPHS, name, namespace)
+        if graph is not None:
+            if not graph["metadata"].get("deletionTimestamp"):
+                await self.client.delete(
+                    RESOURCE_GRAPHS, name, namespace, uid=graph["metadata"]["uid"]
+                )
+            return Result(requeue_after=1.0)
+        await self._set_finalizers(instance, [f for f in finalizers if f != INSTANCE_FINALIZER])
+        return DONE
+
+    async def _set_finalizers(self, instance: dict[str, Any], finalizers: list[str]) -> None:
+        try:
+            await self.client.merge_patch(
+                _resource_type_of(instance),
+                instance["metadata"]["name"],
+                instance["metadata"]["namespace"],
+                {
+                    "metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": instance["metadata"]["resourceVersion"],
+                    }
+                },
+            )
+        except ApiError as error:
+            if not error.not_found:
+                raise
 
     async def _module_for(
         self, served: ServedApi, instance: dict[str, Any]

@@ -1,0 +1,1 @@
+"""Executes ResourceGraphs: apply in dependency order, readiness, inventory, pruning, deletion."""

@@ -1,0 +1,395 @@
+"""Runs one pass of a ResourceGraph against the cluster: every node whose dependencies are
+Ready is applied (concurrently, up to a limit) and checked for readiness; the rest wait.
+A pass starts from the live state, so a pass after a restart converges without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import graphlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+
+from pequod.api.names import FIELD_MANAGER, PRUNE_ANNOTATION
+from pequod.executor.compare import up_to_date
+from pequod.executor.ownership import mark, owned_by, owner_description
+from pequod.executor.readiness import evaluate
+from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.discovery import Discovery, UnknownKindError
+from pequod.kube.resources import ResourceType
+
+logger = structlog.get_logger(__name__)
+
+PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED = (
+    "Pending",
+    "Applying",
+    "Applied",
+    "Ready",
+    "Error",
+    "Blocked",
+)
+
+
+class LiveObjects(Protocol):
+    async def get(
+        self, rt: ResourceType, namespace: str | None, name: str
+    ) -> dict[str, Any] | None: ...
+
+    def watch(self, rt: ResourceType) -> None: ...
+
+
+@dataclass
+class NodeStatus:
+    id: str
+    phase: str = PENDING
+    last_error: str = ""
+    ready_details: str = ""
+    applied_at: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"id": self.id, "phase": self.phase}
+        if self.last_error:
+            result["lastError"] = self.last_error
+        if self.ready_details:
+            result["readyDetails"] = self.ready_details
+        if self.applied_at:
+            result["appliedAt"] = self.applied_at
+        return result
+
+
+@dataclass
+class PassResult:
+    nodes: dict[str, NodeStatus]
+    inventory: list[dict[str, Any]]
+    retry_after: float | None = None
+    applied: int = 0
+    drift_corrections: int = 0
+    pruned: list[str] = field(default_factory=list)
+
+    @property
+    def phase(self) -> str:
+        phases = {n.phase for n in self.nodes.values()}
+        if phases <= {READY}:
+            return "Ready"
+        if ERROR in phases:
+            return "Failed"
+        return "Executing"
+
+    @property
+    def ready_nodes(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.phase == READY)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _age_seconds(timestamp: str) -> float:
+    then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    return (datetime.datetime.now(datetime.UTC) - then).total_seconds()
+
+
+class GraphExecutor:
+    def __init__(
+        self,
+        client: KubeClient,
+        discovery: Discovery,
+        live: LiveObjects,
+        *,
+        apply_concurrency: int = 8,
+        ready_timeout: float = 600.0,
+    ) -> None:
+        self.client = client
+        self.discovery = discovery
+        self.live = live
+        self.apply_limit = asyncio.Semaphore(apply_concurrency)
+        self.ready_timeout = ready_timeout
+
+    # -- apply -----------------------------------------------------------------------------
+
+    async def execute(self, graph: dict[str, Any]) -> PassResult:
+        nodes: list[dict[str, Any]] = graph["spec"]["nodes"]
+        by_id = {n["id"]: n for n in nodes}
+        previous = {n["id"]: n for n in (graph.get("status") or {}).get("nodes") or []}
+        statuses = {
+            n["id"]: NodeStatus(n["id"], applied_at=previous.get(n["id"], {}).get("appliedAt", ""))
+            for n in nodes
+        }
+        inventory: dict[str, dict[str, Any]] = {}
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in nodes:
+            sorter.add(node["id"], *node.get("dependsOn", []))
+        sorter.prepare()
+        result = PassResult(statuses, [])
+        while sorter.is_active():
+            ready_ids = sorter.get_ready()
+            if not ready_ids:
+                break
+            outcomes = await asyncio.gather(
+                *(self._node(graph, by_id[i], statuses[i], inventory, result) for i in ready_ids)
+            )
+            progressed = False
+            for node_id, is_ready in zip(ready_ids, outcomes, strict=True):
+                if is_ready:
+                    sorter.done(node_id)
+                    progressed = True
+            if not progressed:
+                break
+        self._mark_blocked(nodes, statuses)
+        result.inventory = [inventory[n["id"]] for n in nodes if n["id"] in inventory]
+        if result.phase == "Ready":
+            result.pruned = await self._prune(graph, result.inventory)
+        else:
+            # Keep what the previous inventory knew until the new graph is applied in full.
+            kept = {(e["kind"], e.get("namespace", ""), e["name"]) for e in result.inventory}
+            for entry in (graph.get("status") or {}).get("inventory") or []:
+                if (entry["kind"], entry.get("namespace", ""), entry["name"]) not in kept:
+                    result.inventory.append(entry)
+        return result
+
+    def _mark_blocked(self, nodes: list[dict[str, Any]], statuses: dict[str, NodeStatus]) -> None:
+        failed = {i for i, s in statuses.items() if s.phase == ERROR}
+        changed = True
+        while changed:
+            changed = False
+            for node in nodes:
+                status = statuses[node["id"]]
+                if status.phase in (PENDING,) and failed & set(node.get("dependsOn", [])):
+                    status.phase = BLOCKED
+                    blockers = sorted(failed & set(node.get("dependsOn", [])))
+                    status.last_error = f"blocked by {', '.join(blockers)}"
+                    failed.add(node["id"])
+                    changed = True
+
+    async def _node(
+        self,
+        graph: dict[str, Any],
+        node: dict[str, Any],
+        status: NodeStatus,
+        inventory: dict[str, dict[str, Any]],
+        result: PassResult,
+    ) -> bool:
+        """Applies one node if needed and reports whether it is Ready. Never raises."""
+        try:
+            return await self._apply_node(graph, node, status, inventory, result)
+        except ApiError as error:
+            if error.transient:
+                status.phase = APPLYING
+                status.last_error = str(error)
+                result.retry_after = min(result.retry_after or 5.0, 5.0)
+            else:
+                status.phase = ERROR
+                status.last_error = error.message or str(error)
+            return False
+        except Exception as error:  # one node's surprise never stops the others
+            logger.exception("node failed", node=node["id"])
+            status.phase = ERROR
+            status.last_error = f"{type(error).__name__}: {error}"
+            return False
+
+    async def _apply_node(
+        self,
+        graph: dict[str, Any],
+        node: dict[str, Any],
+        status: NodeStatus,
+        inventory: dict[str, dict[str, Any]],
+        result: PassResult,
+    ) -> bool:
+        obj = node["object"]
+        try:
+            rt = await self.discovery.resource_type(obj["apiVersion"], obj["kind"])
+        except UnknownKindError as error:
+            status.phase = APPLYING
+            status.last_error = str(error)
+            result.retry_after = min(result.retry_after or 10.0, 10.0)
+            return False
+        self.live.watch(rt)
+        desired = mark(obj, graph, node["id"])
+        namespace = self._confine(graph, rt, desired)
+        name = desired["metadata"]["name"]
+        live = await self.live.get(rt, namespace, name)
+        if live is not None and not owned_by(live, graph):
+            status.phase = ERROR
+            where = f"{namespace}/{name}" if namespace else name
+            status.last_error = (
+                f"{obj['kind']} {where}: {owner_description(live)}; "
+                "Pequod never takes over an object it does not own"
+            )
+            return False
+        policy = node.get("applyPolicy") or {}
+        create_only = policy.get("mode") == "CreateOnly"
+        if live is None or (not create_only and not up_to_date(live, desired)):
+            async with self.apply_limit:
+                try:
+                    live = await self._apply(
+                        rt, desired, force=policy.get("conflictPolicy") == "Force"
+                    )
+                except ApiError as error:
+                    if not error.conflict or live is None:
+                        raise
+                    appliers = _other_appliers(live)
+                    if appliers:
+                        status.phase = ERROR
+                        status.last_error = (
+                            f"field conflict with {', '.join(appliers)}: {error.message} "
+                            "(set applyPolicy.conflictPolicy: Force to take the fields over)"
+                        )
+                        return False
+                    # Only ad-hoc updates (kubectl edit, scale...) changed fields Pequod
+                    # manages: that is drift, and the desired state wins.
+                    live = await self._apply(rt, desired, force=True)
+                    result.drift_corrections += 1
+            status.applied_at = _now()
+            result.applied += 1
+        assert live is not None
+        inventory[node["id"]] = {
+            "apiVersion": obj["apiVersion"],
+            "kind": obj["kind"],
+            **({"namespace": namespace} if namespace else {}),
+            "name": name,
+            "uid": live["metadata"].get("uid", ""),
+            "nodeId": node["id"],
+            "deletionPolicy": node.get("deletionPolicy", "Delete"),
+        }
+        readiness = evaluate(live, node.get("readyWhen") or [])
+        status.ready_details = readiness.details
+        if readiness.ready:
+            status.phase = READY
+            return True
+        status.phase = APPLIED
+        if status.applied_at and _age_seconds(status.applied_at) > self.ready_timeout:
+            status.phase = ERROR
+            status.last_error = (
+                f"not ready {self.ready_timeout:.0f} s after it was applied: {readiness.details}"
+            )
+        return False
+
+    async def _apply(
+        self, rt: ResourceType, desired: dict[str, Any], *, force: bool
+    ) -> dict[str, Any]:
+        return await self.client.apply(rt, desired, field_manager=FIELD_MANAGER, force=force)
+
+    def _confine(
+        self, graph: dict[str, Any], rt: ResourceType, desired: dict[str, Any]
+    ) -> str | None:
+        """Checks again where the object goes (the render checked it; this is defence in depth)."""
+        metadata = desired["metadata"]
+        settings = graph["spec"].get("metadata") or {}
+        if not rt.namespaced:
+            metadata.pop("namespace", None)
+            if not settings.get("allowClusterScoped"):
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    f"{rt.kind} is cluster-scoped and the Transform does not allow that",
+                )
+            return None
+        namespace = metadata.setdefault("namespace", graph["metadata"]["namespace"])
+        allowed = set(settings.get("allowedNamespaces") or []) | {graph["metadata"]["namespace"]}
+        if namespace not in allowed and "*" not in allowed:
+            raise ApiError(
+                403, "Forbidden", f"namespace {namespace!r} is not allowed for this instance"
+            )
+        return str(namespace)
+
+    # -- prune and delete ------------------------------------------------------------------
+
+    async def _prune(self, graph: dict[str, Any], current: list[dict[str, Any]]) -> list[str]:
+        keep = {(e["kind"], e.get("namespace", ""), e["name"]) for e in current}
+        pruned: list[str] = []
+        for entry in (graph.get("status") or {}).get("inventory") or []:
+            if (entry["kind"], entry.get("namespace", ""), entry["name"]) in keep:
+                continue
+            if await self._remove(graph, entry):
+                pruned.append(f"{entry['kind']}/{entry['name']}")
+        return pruned
+
+    async def _remove(self, graph: dict[str, Any], entry: dict[str, Any]) -> bool:
+        """Deletes an inventory entry's object unless it is orphaned; True when it was deleted
+        (or already gone)."""
+        if entry.get("deletionPolicy") == "Orphan":
+            return False
+        try:
+            rt = await self.discovery.resource_type(entry["apiVersion"], entry["kind"])
+        except UnknownKindError:
+            return True  # the kind is gone, and its objects with it
+        live = await self.live.get(rt, entry.get("namespace"), entry["name"])
+        if live is None:
+            return True
+        if (
+            not owned_by(live, graph)
+            or (live["metadata"].get("annotations") or {}).get(PRUNE_ANNOTATION) == "disabled"
+        ):
+            return False
+        await self.client.delete(
+            rt, entry["name"], entry.get("namespace"), uid=live["metadata"]["uid"]
+        )
+        return True
+
+    async def delete(self, graph: dict[str, Any]) -> tuple[bool, str]:
+        """Deletes the graph's objects, dependents before their dependencies, one layer at a time,
+        waiting for each layer to be gone. Returns (done, what it waits for)."""
+        nodes = graph["spec"]["nodes"]
+        inventory = {
+            e["nodeId"]: e
+            for e in (graph.get("status") or {}).get("inventory") or []
+            if "nodeId" in e
+        }
+        for layer in _reverse_layers(nodes):
+            waiting: list[str] = []
+            for node_id in layer:
+                entry = inventory.get(node_id)
+                if entry is None or entry.get("deletionPolicy") == "Orphan":
+                    continue
+                try:
+                    rt = await self.discovery.resource_type(entry["apiVersion"], entry["kind"])
+                except UnknownKindError:
+                    continue
+                live = await self.client.get(rt, entry["name"], entry.get("namespace"))
+                if live is None or not owned_by(live, graph):
+                    continue
+                if not live["metadata"].get("deletionTimestamp"):
+                    await self.client.delete(
+                        rt,
+                        entry["name"],
+                        entry.get("namespace"),
+                        propagation="Background",
+                        uid=live["metadata"]["uid"],
+                    )
+                waiting.append(f"{entry['kind']}/{entry['name']}")
+            if waiting:
+                return False, f"waiting for {', '.join(waiting)} to be deleted"
+        return True, ""
+
+
+def _other_appliers(live: dict[str, Any]) -> list[str]:
+    """Field managers other than Pequod that own fields through server-side apply: deliberate
+    co-owners, whose fields Pequod does not take without conflictPolicy Force."""
+    return sorted(
+        {
+            entry.get("manager", "?")
+            for entry in live.get("metadata", {}).get("managedFields") or []
+            if entry.get("operation") == "Apply" and entry.get("manager") != FIELD_MANAGER
+        }
+    )
+
+
+def _reverse_layers(nodes: Iterable[dict[str, Any]]) -> list[list[str]]:
+    """Node ids in layers: first those nothing depends on, last the roots."""
+    nodes = list(nodes)
+    dependents: dict[str, set[str]] = {n["id"]: set() for n in nodes}
+    for node in nodes:
+        for dependency in node.get("dependsOn", []):
+            dependents.setdefault(dependency, set()).add(node["id"])
+    layers: list[list[str]] = []
+    remaining = {n["id"] for n in nodes}
+    while remaining:
+        layer = sorted(i for i in remaining if not (dependents[i] & remaining))
+        if not layer:  # a cycle cannot pass the render checks; stay safe regardless
+            layer = sorted(remaining)
+        layers.append(layer)
+        remaining -= set(layer)
+    return layers

@@ -1,0 +1,192 @@
+"""The ResourceGraph controller: runs the executor on each graph, writes the graph's status,
+and on deletion removes the objects in reverse dependency order before letting the graph go."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+
+from pequod.api.names import (
+    FIELD_MANAGER,
+    MANAGED_BY_LABEL,
+    MANAGED_BY_VALUE,
+    RESOURCE_GRAPH_FINALIZER,
+)
+from pequod.executor.ownership import graph_of
+from pequod.executor.run import GraphExecutor, PassResult
+from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.controller import DONE, Controller, Result
+from pequod.kube.informer import Informer, InformerEvent
+from pequod.kube.manager import Manager
+from pequod.kube.resources import ResourceType
+from pequod.operator.conditions import set_condition
+from pequod.operator.events import EventRecorder
+from pequod.operator.instance_controller import RESOURCE_GRAPHS
+
+logger = structlog.get_logger(__name__)
+
+GraphKey = tuple[str, str]
+EXECUTING_RECHECK_SECONDS = 30.0
+DELETION_RECHECK_SECONDS = 1.0
+
+
+class ManagedObjects:
+    """Live objects Pequod applied, from label-filtered informers (one per kind, started on
+    first use); a lookup the cache cannot answer yet goes to the API server."""
+
+    def __init__(self, client: KubeClient, manager: Manager, on_change: Any) -> None:
+        self.client = client
+        self.manager = manager
+        self.on_change = on_change
+        self._informers: dict[ResourceType, Informer] = {}
+
+    def watch(self, rt: ResourceType) -> None:
+        if rt in self._informers:
+            return
+        informer = self.manager.informer(
+            rt, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+        )
+        informer.add_handler(self.on_change)
+        self._informers[rt] = informer
+
+    async def get(
+        self, rt: ResourceType, namespace: str | None, name: str
+    ) -> dict[str, Any] | None:
+        informer = self._informers.get(rt)
+        if informer is not None and informer.synced.is_set():
+            cached = informer.get(f"{namespace}/{name}" if namespace else name)
+            if cached is not None:
+                return cached
+        return await self.client.get(rt, name, namespace)
+
+
+class GraphReconciler:
+    def __init__(
+        self,
+        client: KubeClient,
+        manager: Manager,
+        events: EventRecorder,
+        *,
+        concurrency: int = 4,
+        apply_concurrency: int = 8,
+        ready_timeout: float = 600.0,
+    ) -> None:
+        self.client = client
+        self.events = events
+        self.controller: Controller[GraphKey] = Controller(
+            "resourcegraph", self.reconcile, concurrency=concurrency
+        )
+        self.graphs = manager.informer(
+            RESOURCE_GRAPHS, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+        )
+        self.controller.watch(
+            self.graphs,
+            lambda e: [(e.object["metadata"]["namespace"], e.object["metadata"]["name"])],
+        )
+        self.live = ManagedObjects(client, manager, self._object_changed)
+        self.executor = GraphExecutor(
+            client,
+            manager.discovery,
+            self.live,
+            apply_concurrency=apply_concurrency,
+            ready_timeout=ready_timeout,
+        )
+
+    def _object_changed(self, event: InformerEvent) -> None:
+        owner = graph_of(event.object)
+        if owner is not None:
+            self.controller.enqueue(owner)
+
+    async def reconcile(self, key: GraphKey) -> Result:
+        namespace, name = key
+        graph = self.graphs.get(f"{namespace}/{name}")
+        if graph is None:
+            return DONE
+        finalizers = graph["metadata"].get("finalizers") or []
+        if graph["metadata"].get("deletionTimestamp"):
+            if RESOURCE_GRAPH_FINALIZER not in finalizers:
+                return DONE
+            done, waiting = await self.executor.delete(graph)
+            if not done:
+                await self._write_status(
+                    graph, {**(graph.get("status") or {}), "phase": "Deleting"}
+                )
+                logger.info("deleting", graph=f"{namespace}/{name}", waiting=waiting)
+                return Result(requeue_after=DELETION_RECHECK_SECONDS)
+            await self._patch_metadata(
+                graph, [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER]
+            )
+            return DONE
+        if RESOURCE_GRAPH_FINALIZER not in finalizers:
+            await self._patch_metadata(graph, [*finalizers, RESOURCE_GRAPH_FINALIZER])
+        result = await self.executor.execute(graph)
+        await self._report(graph, result)
+        if result.phase == "Ready":
+            return DONE
+        return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
+
+    async def _report(self, graph: dict[str, Any], result: PassResult) -> None:
+        previous = graph.get("status") or {}
+        generation = graph["metadata"].get("generation")
+        phase = result.phase
+        errors = [f"{n.id}: {n.last_error}" for n in result.nodes.values() if n.phase == "Error"]
+        message = f"{result.ready_nodes}/{len(result.nodes)} nodes ready" + (
+            f"; errors: {'; '.join(errors)}" if errors else ""
+        )
+        conditions = set_condition(
+            previous.get("conditions") or [], "Ready", phase == "Ready", phase, message, generation
+        )
+        status = {
+            "phase": phase,
+            "observedGeneration": generation,
+            "conditions": conditions,
+            "readyNodes": result.ready_nodes,
+            "totalNodes": len(result.nodes),
+            "nodes": [n.to_dict() for n in result.nodes.values()],
+            "inventory": result.inventory,
+        }
+        if await self._write_status(graph, status):
+            if previous.get("phase") != phase:
+                kind = "Warning" if phase == "Failed" else "Normal"
+                await self.events.record(graph, kind, phase, message)
+            if result.pruned:
+                await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))
+
+    async def _write_status(self, graph: dict[str, Any], status: dict[str, Any]) -> bool:
+        if json.dumps(status, sort_keys=True) == json.dumps(
+            graph.get("status") or {}, sort_keys=True
+        ):
+            return False
+        try:
+            await self.client.merge_patch(
+                RESOURCE_GRAPHS,
+                graph["metadata"]["name"],
+                graph["metadata"]["namespace"],
+                {"status": status},
+                subresource="status",
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiError as error:
+            if error.not_found:
+                return False
+            raise
+        return True
+
+    async def _patch_metadata(self, graph: dict[str, Any], finalizers: list[str]) -> None:
+        try:
+            await self.client.merge_patch(
+                RESOURCE_GRAPHS,
+                graph["metadata"]["name"],
+                graph["metadata"]["namespace"],
+                {
+                    "metadata": {
+                        "finalizers": finalizers,
+                        "resourceVersion": graph["metadata"]["resourceVersion"],
+                    }
+                },
+            )
+        except ApiError as error:
+            if not error.not_found:
+                raise
