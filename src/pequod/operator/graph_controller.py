@@ -3,20 +3,18 @@ and on deletion removes the objects in reverse dependency order before letting t
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
 
 from pequod.api.names import (
-    FIELD_MANAGER,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     RESOURCE_GRAPH_FINALIZER,
 )
 from pequod.executor.ownership import graph_of
 from pequod.executor.run import GraphExecutor, PassResult
-from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
@@ -24,6 +22,7 @@ from pequod.kube.resources import ResourceType
 from pequod.operator.conditions import set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.instance_controller import RESOURCE_GRAPHS
+from pequod.operator.writes import set_finalizers, write_status
 
 logger = structlog.get_logger(__name__)
 
@@ -110,17 +109,25 @@ class GraphReconciler:
                 return DONE
             done, waiting = await self.executor.delete(graph)
             if not done:
-                await self._write_status(
-                    graph, {**(graph.get("status") or {}), "phase": "Deleting"}
+                await write_status(
+                    self.client,
+                    RESOURCE_GRAPHS,
+                    graph,
+                    {**(graph.get("status") or {}), "phase": "Deleting"},
                 )
                 logger.info("deleting", graph=f"{namespace}/{name}", waiting=waiting)
                 return Result(requeue_after=DELETION_RECHECK_SECONDS)
-            await self._patch_metadata(
-                graph, [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER]
+            await set_finalizers(
+                self.client,
+                RESOURCE_GRAPHS,
+                graph,
+                [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
             )
             return DONE
         if RESOURCE_GRAPH_FINALIZER not in finalizers:
-            await self._patch_metadata(graph, [*finalizers, RESOURCE_GRAPH_FINALIZER])
+            await set_finalizers(
+                self.client, RESOURCE_GRAPHS, graph, [*finalizers, RESOURCE_GRAPH_FINALIZER]
+            )
         result = await self.executor.execute(graph)
         await self._report(graph, result)
         if result.phase == "Ready":
@@ -147,46 +154,9 @@ class GraphReconciler:
             "nodes": [n.to_dict() for n in result.nodes.values()],
             "inventory": result.inventory,
         }
-        if await self._write_status(graph, status):
+        if await write_status(self.client, RESOURCE_GRAPHS, graph, status):
             if previous.get("phase") != phase:
                 kind = "Warning" if phase == "Failed" else "Normal"
                 await self.events.record(graph, kind, phase, message)
             if result.pruned:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))
-
-    async def _write_status(self, graph: dict[str, Any], status: dict[str, Any]) -> bool:
-        if json.dumps(status, sort_keys=True) == json.dumps(
-            graph.get("status") or {}, sort_keys=True
-        ):
-            return False
-        try:
-            await self.client.merge_patch(
-                RESOURCE_GRAPHS,
-                graph["metadata"]["name"],
-                graph["metadata"]["namespace"],
-                {"status": status},
-                subresource="status",
-                field_manager=FIELD_MANAGER,
-            )
-        except ApiError as error:
-            if error.not_found:
-                return False
-            raise
-        return True
-
-    async def _patch_metadata(self, graph: dict[str, Any], finalizers: list[str]) -> None:
-        try:
-            await self.client.merge_patch(
-                RESOURCE_GRAPHS,
-                graph["metadata"]["name"],
-                graph["metadata"]["namespace"],
-                {
-                    "metadata": {
-                        "finalizers": finalizers,
-                        "resourceVersion": graph["metadata"]["resourceVersion"],
-                    }
-                },
-            )
-        except ApiError as error:
-            if not error.not_found:
-                raise

@@ -4,7 +4,6 @@ a ResourceGraph."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import structlog
@@ -25,7 +24,7 @@ from pequod.api.names import (
 )
 from pequod.crdgen.naming import plural_of
 from pequod.cue.runner import CueError
-from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
@@ -36,6 +35,7 @@ from pequod.operator.conditions import is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
 from pequod.render.render import Renderer, RenderError, RenderResult
@@ -84,7 +84,12 @@ class InstanceReconciler:
         if instance["metadata"].get("deletionTimestamp"):
             return await self._delete(served, instance, finalizers)
         if INSTANCE_FINALIZER not in finalizers:
-            await self._set_finalizers(instance, [*finalizers, INSTANCE_FINALIZER])
+            await set_finalizers(
+                self.client,
+                _resource_type_of(instance),
+                instance,
+                [*finalizers, INSTANCE_FINALIZER],
+            )
         log = logger.bind(instance=str(key))
         status = dict(instance.get("status") or {})
         generation = instance["metadata"].get("generation")
@@ -149,25 +154,13 @@ class InstanceReconciler:
                     RESOURCE_GRAPHS, name, namespace, uid=graph["metadata"]["uid"]
                 )
             return Result(requeue_after=1.0)
-        await self._set_finalizers(instance, [f for f in finalizers if f != INSTANCE_FINALIZER])
+        await set_finalizers(
+            self.client,
+            _resource_type_of(instance),
+            instance,
+            [f for f in finalizers if f != INSTANCE_FINALIZER],
+        )
         return DONE
-
-    async def _set_finalizers(self, instance: dict[str, Any], finalizers: list[str]) -> None:
-        try:
-            await self.client.merge_patch(
-                _resource_type_of(instance),
-                instance["metadata"]["name"],
-                instance["metadata"]["namespace"],
-                {
-                    "metadata": {
-                        "finalizers": finalizers,
-                        "resourceVersion": instance["metadata"]["resourceVersion"],
-                    }
-                },
-            )
-        except ApiError as error:
-            if not error.not_found:
-                raise
 
     async def _module_for(
         self, served: ServedApi, instance: dict[str, Any]
@@ -276,7 +269,7 @@ class InstanceReconciler:
             "observedGeneration": generation,
             "conditions": conditions,
         }
-        if await self._patch_status(instance, desired):
+        if await write_status(self.client, _resource_type_of(instance), instance, desired):
             await self.events.record(instance, "Warning", reason, message)
             logger.warning(
                 "instance invalid",
@@ -345,28 +338,7 @@ class InstanceReconciler:
             "totalNodes": total,
             "violations": [v.to_dict() for v in result.violations],
         }
-        await self._patch_status(instance, desired)
-
-    async def _patch_status(self, instance: dict[str, Any], desired: dict[str, Any]) -> bool:
-        """Writes the status subresource only when it changed."""
-        if json.dumps(desired, sort_keys=True) == json.dumps(
-            instance.get("status") or {}, sort_keys=True
-        ):
-            return False
-        served_type = _resource_type_of(instance)
-        try:
-            await self.client.merge_patch(
-                served_type,
-                instance["metadata"]["name"],
-                instance["metadata"]["namespace"],
-                {"status": desired},
-                subresource="status",
-            )
-        except ApiError as error:
-            if error.not_found:
-                return False
-            raise
-        return True
+        await write_status(self.client, _resource_type_of(instance), instance, desired)
 
 
 class _Refused(Exception):

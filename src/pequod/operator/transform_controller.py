@@ -35,6 +35,7 @@ from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
 
@@ -88,8 +89,11 @@ class TransformReconciler:
         if transform["metadata"].get("deletionTimestamp"):
             return await self._delete(transform)
         if TRANSFORM_FINALIZER not in transform["metadata"].get("finalizers", []):
-            await self._set_finalizers(
-                transform, [*transform["metadata"].get("finalizers", []), TRANSFORM_FINALIZER]
+            await set_finalizers(
+                self.client,
+                TRANSFORMS,
+                transform,
+                [*transform["metadata"].get("finalizers", []), TRANSFORM_FINALIZER],
             )
         status = dict(transform.get("status") or {})
         try:
@@ -157,7 +161,7 @@ class TransformReconciler:
             status = _with_conditions(
                 status, "Ready", False, "Establishing", f"waiting for {crd_name}", generation
             )
-            await self._write_status(transform, status)
+            await write_status(self.client, TRANSFORMS, transform, status)
             return Result(requeue_after=ESTABLISH_POLL_SECONDS)
         definition = generated.definition
         resource_type = ResourceType(
@@ -213,7 +217,7 @@ class TransformReconciler:
             generation,
         )
         status["conditions"] = conditions
-        changed = await self._write_status(transform, status)
+        changed = await write_status(self.client, TRANSFORMS, transform, status)
         if changed and previous_digest != module.digest:
             await self.events.record(
                 transform,
@@ -370,7 +374,7 @@ class TransformReconciler:
                 f"deletion waits for {remaining} instance(s) to be deleted",
                 transform["metadata"].get("generation"),
             )
-            await self._write_status(transform, status)
+            await write_status(self.client, TRANSFORMS, transform, status)
             return Result(requeue_after=DELETION_POLL_SECONDS)
         await self._stop_serving(name)
         crd_name = (transform.get("status") or {}).get("generatedCRD", {}).get("name")
@@ -381,7 +385,9 @@ class TransformReconciler:
                 and (existing["metadata"].get("labels") or {}).get(TRANSFORM_LABEL) == name
             ):
                 await self.client.delete(CRDS, crd_name, uid=existing["metadata"]["uid"])
-        await self._set_finalizers(transform, [f for f in finalizers if f != TRANSFORM_FINALIZER])
+        await set_finalizers(
+            self.client, TRANSFORMS, transform, [f for f in finalizers if f != TRANSFORM_FINALIZER]
+        )
         logger.info("transform deleted", transform=name)
         return DONE
 
@@ -413,19 +419,6 @@ class TransformReconciler:
 
     # -- writes ----------------------------------------------------------------------------
 
-    async def _set_finalizers(self, transform: dict[str, Any], finalizers: list[str]) -> None:
-        await self.client.merge_patch(
-            TRANSFORMS,
-            transform["metadata"]["name"],
-            None,
-            {
-                "metadata": {
-                    "finalizers": finalizers,
-                    "resourceVersion": transform["metadata"]["resourceVersion"],
-                }
-            },
-        )
-
     async def _write_failure(
         self, transform: dict[str, Any], status: dict[str, Any], failure: TransformFailure
     ) -> None:
@@ -448,7 +441,7 @@ class TransformReconciler:
             conditions, "Ready", False, failure.reason, ready_message, generation
         )
         status["conditions"] = conditions
-        if await self._write_status(transform, status):
+        if await write_status(self.client, TRANSFORMS, transform, status):
             await self.events.record(transform, "Warning", failure.reason, failure.message)
         logger.warning(
             "transform failed",
@@ -456,19 +449,6 @@ class TransformReconciler:
             reason=failure.reason,
             message=failure.message,
         )
-
-    async def _write_status(self, transform: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Writes the status only when it differs from the stored one. Returns whether it did."""
-        if _comparable(status) == _comparable(transform.get("status") or {}):
-            return False
-        await self.client.merge_patch(
-            TRANSFORMS,
-            transform["metadata"]["name"],
-            None,
-            {"status": status},
-            subresource="status",
-        )
-        return True
 
 
 def _with_conditions(
@@ -485,10 +465,6 @@ def _with_conditions(
             status.get("conditions") or [], type_, value, reason, message, generation
         ),
     }
-
-
-def _comparable(status: dict[str, Any]) -> str:
-    return json.dumps(status, sort_keys=True)
 
 
 def _hash(document: dict[str, Any]) -> str:

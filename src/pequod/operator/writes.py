@@ -1,0 +1,57 @@
+"""The two writes every controller makes to the objects it reconciles: finalizers and status.
+Both name the operator as field manager; a status is written only when it changed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pequod.api.names import FIELD_MANAGER
+from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.resources import ResourceType
+
+
+async def set_finalizers(
+    client: KubeClient, rt: ResourceType, obj: dict[str, Any], finalizers: list[str]
+) -> None:
+    """Replaces the finalizers, guarded by resourceVersion; an object already gone is fine."""
+    metadata = obj["metadata"]
+    try:
+        await client.merge_patch(
+            rt,
+            metadata["name"],
+            metadata.get("namespace"),
+            {
+                "metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": metadata["resourceVersion"],
+                }
+            },
+            field_manager=FIELD_MANAGER,
+        )
+    except ApiError as error:
+        if not error.not_found:
+            raise
+
+
+async def write_status(
+    client: KubeClient, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any]
+) -> bool:
+    """Writes ``status`` unless it equals the stored one. Returns whether it wrote."""
+    if json.dumps(status, sort_keys=True) == json.dumps(obj.get("status") or {}, sort_keys=True):
+        return False
+    metadata = obj["metadata"]
+    try:
+        await client.merge_patch(
+            rt,
+            metadata["name"],
+            metadata.get("namespace"),
+            {"status": status},
+            subresource="status",
+            field_manager=FIELD_MANAGER,
+        )
+    except ApiError as error:
+        if error.not_found:
+            return False
+        raise
+    return True
