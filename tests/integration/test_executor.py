@@ -257,3 +257,168 @@ def test_drift_is_corrected_and_a_killed_operator_converges(
         ),
         what="drift corrected",
     )
+
+
+LIFECYCLE = """package lifecycle
+
+#Input: {
+	value: string | *"one"
+	extra: bool | *false
+	slow:  bool | *false
+}
+
+#Render: {
+	input: {
+		metadata: {name: string, namespace: string, labels?: {...}, annotations?: {...}}
+		spec: #Input
+	}
+	output: nodes: [
+		{id: "a", object: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "a"}},
+		{
+			id: "b"
+			dependsOn: ["a"]
+			object: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "b"}
+		},
+		{
+			id: "c"
+			dependsOn: ["b"]
+			// Held on deletion until the test lets it go: shows that b and a wait for it.
+			object: {
+				apiVersion: "v1"
+				kind:       "ConfigMap"
+				metadata: {name: "c", finalizers: ["example.com/hold"]}
+			}
+		},
+		{
+			id: "once"
+			applyPolicy: mode: "CreateOnly"
+			object: {
+				apiVersion: "v1"
+				kind:       "ConfigMap"
+				metadata: name: "once"
+				data: value: input.spec.value
+			}
+		},
+		if input.spec.extra {
+			{
+				id: "keep-me"
+				object: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "keep-me"}
+			}
+		},
+		if input.spec.extra {
+			{
+				id: "orphan"
+				deletionPolicy: "Orphan"
+				object: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "orphan"}
+			}
+		},
+		if input.spec.extra {
+			{id: "pruned", object: {apiVersion: "v1", kind: "ConfigMap", metadata: name: "pruned"}}
+		},
+		if input.spec.slow {
+			{
+				id: "never"
+				readyWhen: [{type: "CEL", expression: "object.data.ready == 'yes'"}]
+				object: {
+					apiVersion: "v1"
+					kind:       "ConfigMap"
+					metadata: name: "never"
+					data: ready: "no"
+				}
+			}
+		},
+	]
+}
+"""
+
+
+def lifecycle(namespace: str, spec: str) -> str:
+    return (
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Lifecycle\n"
+        f"metadata:\n  name: l\n  namespace: {namespace}\nspec:\n{spec}"
+    )
+
+
+def test_create_only_prune_rules_timeout_and_deletion_order(
+    operator: OperatorProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    indented = "\n".join("      " + line for line in LIFECYCLE.splitlines())
+    kubectl.apply(
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\nmetadata:\n  name: lifecycle\n"
+        f"spec:\n  kind: Lifecycle\n  cueRef:\n    type: inline\n    ref: |\n{indented}\n"
+    )
+    transform_ready(kubectl, "lifecycle")
+    kubectl.apply(lifecycle(namespace, "  extra: true\n"))
+    instance_ready(kubectl, "lifecycle", "l", namespace)
+
+    # CreateOnly: a new value does not update the object.
+    kubectl.apply(lifecycle(namespace, "  extra: true\n  value: two\n"))
+    wait_for(
+        lambda: (
+            (kubectl.get("resourcegraph", "lifecycle-l", "-n", namespace) or {})["spec"]["nodes"][
+                3
+            ]["object"]["data"]["value"]
+            == "two"
+        ),
+        what="graph with the new value",
+    )
+    instance_ready(kubectl, "lifecycle", "l", namespace)
+    assert kubectl.get("configmap", "once", "-n", namespace)["data"] == {"value": "one"}
+
+    # Leaving the graph: pruned, unless Orphan or annotated pequod.io/prune=disabled.
+    kubectl.run("annotate", "configmap", "keep-me", "-n", namespace, "pequod.io/prune=disabled")
+    kubectl.apply(lifecycle(namespace, "  value: two\n"))
+    wait_for(lambda: kubectl.get("configmap", "pruned", "-n", namespace) is None, what="pruned")
+    assert kubectl.get("configmap", "orphan", "-n", namespace) is not None
+    assert kubectl.get("configmap", "keep-me", "-n", namespace) is not None
+
+    # A node that never becomes ready turns Error after the ready timeout, with the reason.
+    operator.stop()
+    operator.start("--ready-timeout=3")
+    try:
+        kubectl.apply(lifecycle(namespace, "  value: two\n  slow: true\n"))
+
+        def timed_out() -> Any:
+            graph = kubectl.get("resourcegraph", "lifecycle-l", "-n", namespace)
+            nodes = {n["id"]: n for n in (graph.get("status") or {}).get("nodes") or []}
+            return nodes.get("never") if nodes.get("never", {}).get("phase") == "Error" else None
+
+        never = wait_for(timed_out, what="node Error after the timeout")
+        assert "not ready 3 s after it was applied" in never["lastError"]
+        assert "object.data.ready == 'yes'" in never["lastError"]
+    finally:
+        operator.stop()
+        operator.start()
+
+    # Deletion goes dependents first and waits for each to be gone.
+    kubectl.run("delete", "lifecycle", "l", "-n", namespace, "--wait=false")
+    wait_for(
+        lambda: (
+            (kubectl.get("configmap", "c", "-n", namespace) or {})
+            .get("metadata", {})
+            .get("deletionTimestamp")
+        ),
+        what="c being deleted",
+    )
+    time.sleep(3)
+    assert kubectl.get("configmap", "b", "-n", namespace) is not None
+    assert kubectl.get("configmap", "a", "-n", namespace) is not None
+    kubectl.run(
+        "patch",
+        "configmap",
+        "c",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"metadata":{"finalizers":null}}',
+    )
+    wait_for(
+        lambda: kubectl.get("lifecycle", "l", "-n", namespace) is None,
+        within=90,
+        what="instance gone",
+    )
+    for name in ("a", "b", "c", "never", "once"):
+        assert kubectl.get("configmap", name, "-n", namespace) is None, name
+    assert kubectl.get("configmap", "orphan", "-n", namespace) is not None
+    kubectl.run("delete", "transform", "lifecycle", "--timeout=60s")

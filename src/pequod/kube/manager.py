@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +116,7 @@ class Manager:
                 asyncio.create_task(controller.run(), name=f"controller {controller.name}")
             )
 
-    async def stop(self, *, grace_period: float = 20.0) -> None:
+    async def stop(self, *, grace_period: float = 10.0) -> None:
         """Stops taking work, lets in-flight reconciles finish (up to the grace period), then
         cancels what is left. Reconciles are idempotent, so an abandoned one is redone by the
         next run."""
@@ -124,6 +125,12 @@ class Manager:
             controller.queue.shut_down()
         if self._controller_tasks:
             _, pending = await asyncio.wait(self._controller_tasks, timeout=grace_period)
+            if pending:
+                logger.warning(
+                    "in-flight work abandoned after the grace period",
+                    controllers=[t.get_name() for t in pending],
+                )
+                dump_tasks()
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -144,7 +151,15 @@ class Manager:
         await self.start()
         await stop.wait()
         logger.info("signal received, shutting down")
+        # A second signal ends the process at once.
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _exit_now)
         await self.stop()
+
+
+def _exit_now() -> None:
+    logger.warning("second signal, exiting without waiting")
+    os._exit(1)
 
 
 def dump_tasks() -> None:
