@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from pathlib import Path
@@ -48,9 +49,18 @@ def list_embedded() -> list[str]:
 
 
 def load_embedded(reference: str) -> ModuleSource:
-    """Resolves ``embedded:NAME[@VERSION]``; without a version, the highest one."""
+    """Resolves ``embedded:NAME[@VERSION]``; without a version, the highest one.
+
+    Embedded modules ship with the operator and never change while it runs, so each reference
+    is resolved (and its files hashed) once.
+    """
+    return _load_embedded(str(embedded_root()), reference)
+
+
+@functools.cache
+def _load_embedded(root_path: str, reference: str) -> ModuleSource:
     name, _, version = reference.removeprefix(EMBEDDED_PREFIX).partition("@")
-    root = embedded_root()
+    root = Path(root_path)
     directory = (root / name).resolve()
     if not name or root.resolve() not in directory.parents or not directory.is_dir():
         raise ModuleError(

@@ -62,8 +62,15 @@ def materialize(files: dict[str, str], origin: str) -> ModuleSource:
     return load_directory(directory, reference=origin)
 
 
-async def resolve_module(reference: ModuleReference, client: KubeClient) -> ModuleSource:
-    """The module a reference names. Raises :class:`ModuleError` with a reason to show."""
+async def resolve_module(
+    reference: ModuleReference,
+    client: KubeClient,
+    *,
+    cached_config_map: dict[str, Any] | None = None,
+) -> ModuleSource:
+    """The module a reference names. Raises :class:`ModuleError` with a reason to show.
+
+    ``cached_config_map`` (from an informer) saves the read of a ConfigMap source."""
     module_cache_root().mkdir(parents=True, exist_ok=True)
     if reference.type == "embedded":
         ref = reference.ref.removeprefix(EMBEDDED_PREFIX)
@@ -72,7 +79,7 @@ async def resolve_module(reference: ModuleReference, client: KubeClient) -> Modu
         return materialize({INLINE_FILE: reference.ref}, "inline")
     if reference.type == "configmap":
         namespace, name = reference.configmap_name()
-        config_map = await client.get(CONFIG_MAPS, name, namespace)
+        config_map = cached_config_map or await client.get(CONFIG_MAPS, name, namespace)
         if config_map is None:
             raise ModuleError(f"ConfigMap {namespace}/{name} not found")
         files = {k: v for k, v in (config_map.get("data") or {}).items() if k.endswith(".cue")}

@@ -109,9 +109,13 @@ class TransformReconciler:
         spec = transform["spec"]
         generation = transform["metadata"].get("generation")
         reference = ModuleReference.from_spec(spec["cueRef"])
-        self._watch_config_map(name, reference)
+        config_maps = self._watch_config_map(name, reference)
+        cached = None
+        if config_maps is not None and config_maps.synced.is_set():
+            namespace, config_map = reference.configmap_name()
+            cached = config_maps.get(f"{namespace}/{config_map}")
         try:
-            module = await resolve_module(reference, self.client)
+            module = await resolve_module(reference, self.client, cached_config_map=cached)
             policies = [
                 await resolve_module(ModuleReference.from_spec(p), self.client)
                 for p in spec.get("policies", [])
@@ -337,21 +341,22 @@ class TransformReconciler:
             await self.manager.remove_informer(served.resource_type)
             logger.info("stopped watching", transform=name, resource=str(served.resource_type))
 
-    def _watch_config_map(self, transform: str, reference: ModuleReference) -> None:
+    def _watch_config_map(self, transform: str, reference: ModuleReference) -> Informer | None:
+        """The informer of a ConfigMap source (a change to it re-renders the Transform)."""
         if reference.type != "configmap":
-            return
+            return None
         try:
             namespace, config_map = reference.configmap_name()
         except ModuleError:
-            return
-        key = (transform, namespace, config_map)
-        if key in self._watched_config_maps:
-            return
-        self._watched_config_maps.add(key)
+            return None
         informer = self.manager.informer(
             CONFIG_MAPS, namespace=namespace, field_selector=f"metadata.name={config_map}"
         )
-        informer.add_handler(lambda _event: self.controller.enqueue(transform), replay=False)
+        key = (transform, namespace, config_map)
+        if key not in self._watched_config_maps:
+            self._watched_config_maps.add(key)
+            informer.add_handler(lambda _event: self.controller.enqueue(transform), replay=False)
+        return informer
 
     # -- deletion --------------------------------------------------------------------------
 
