@@ -121,3 +121,42 @@ class OperatorProcess:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+# -- Transforms ---------------------------------------------------------------------------
+
+
+def transform(name: str, cue_ref: str, extra: str = "") -> str:
+    return (
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\n"
+        f"metadata:\n  name: {name}\nspec:\n  cueRef: {cue_ref}\n{extra}"
+    )
+
+
+def ready_transform(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        found = kubectl.get("transform", name)
+        ready_condition = condition(found, "Ready")
+        return found if ready_condition and ready_condition["status"] == "True" else None
+
+    result: dict[str, Any] = wait_for(ready, what=f"Transform {name} Ready")
+    return result
+
+
+def failed_transform(kubectl: Kubectl, name: str, reason: str) -> dict[str, Any]:
+    def failed() -> dict[str, Any] | None:
+        found = kubectl.get("transform", name)
+        ready_condition = condition(found, "Ready")
+        return found if ready_condition and ready_condition["reason"] == reason else None
+
+    result: dict[str, Any] = wait_for(failed, what=f"Transform {name} failing with {reason}")
+    return result
+
+
+def inline_transform(name: str, source: str, extra: str = "") -> str:
+    indented = "\n".join("      " + line for line in source.splitlines())
+    return (
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\n"
+        f"metadata:\n  name: {name}\nspec:\n  cueRef:\n    type: inline\n    ref: |\n"
+        f"{indented}\n{extra}"
+    )

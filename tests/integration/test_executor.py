@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from pequod.controlplane import ControlPlane
-from tests.operator_harness import Kubectl, OperatorProcess, condition, wait_for
+from tests.operator_harness import (
+    Kubectl,
+    OperatorProcess,
+    condition,
+    inline_transform,
+    ready_transform,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 
@@ -35,14 +42,7 @@ def apps(workload_control_plane: ControlPlane, kubectl: Kubectl, operator: Opera
             "  instancePlatformRefs: [{type: embedded, ref: webservice@1.0.0}]\n"
         )
     for name in ("app-service", "app-database"):
-        transform_ready(kubectl, name)
-
-
-def transform_ready(kubectl: Kubectl, name: str) -> None:
-    def ready() -> bool:
-        return (condition(kubectl.get("transform", name), "Ready") or {}).get("status") == "True"
-
-    wait_for(ready, what=f"Transform {name} Ready")
+        ready_transform(kubectl, name)
 
 
 def instance_ready(
@@ -179,17 +179,8 @@ def test_failures_stay_in_their_branch_and_deletion_orphans_what_asks(
         "apiVersion: v1\nkind: ConfigMap\n"
         f"metadata:\n  name: taken\n  namespace: {namespace}\ndata:\n  owner: someone-else\n"
     )
-    indented = "\n".join("      " + line for line in BRANCHES.splitlines())
-    kubectl.apply(
-        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\nmetadata:\n  name: branches\n"
-        f"spec:\n  kind: Branches\n  cueRef:\n    type: inline\n    ref: |\n{indented}\n"
-    )
-    wait_for(
-        lambda: (
-            (condition(kubectl.get("transform", "branches"), "Ready") or {}).get("status") == "True"
-        ),
-        what="Transform Ready",
-    )
+    kubectl.apply(inline_transform("branches", BRANCHES, "  kind: Branches\n"))
+    ready_transform(kubectl, "branches")
     kubectl.apply(
         "apiVersion: platform.pequod.io/v1alpha1\nkind: Branches\n"
         f"metadata:\n  name: b\n  namespace: {namespace}\nspec: {{}}\n"
@@ -342,12 +333,8 @@ def lifecycle(namespace: str, spec: str) -> str:
 def test_create_only_prune_rules_timeout_and_deletion_order(
     operator: OperatorProcess, kubectl: Kubectl, namespace: str
 ) -> None:
-    indented = "\n".join("      " + line for line in LIFECYCLE.splitlines())
-    kubectl.apply(
-        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\nmetadata:\n  name: lifecycle\n"
-        f"spec:\n  kind: Lifecycle\n  cueRef:\n    type: inline\n    ref: |\n{indented}\n"
-    )
-    transform_ready(kubectl, "lifecycle")
+    kubectl.apply(inline_transform("lifecycle", LIFECYCLE, "  kind: Lifecycle\n"))
+    ready_transform(kubectl, "lifecycle")
     kubectl.apply(lifecycle(namespace, "  extra: true\n"))
     instance_ready(kubectl, "lifecycle", "l", namespace)
 

@@ -9,36 +9,18 @@ from typing import Any
 
 import pytest
 
-from tests.operator_harness import Kubectl, OperatorProcess, condition, wait_for
+from tests.operator_harness import (
+    Kubectl,
+    OperatorProcess,
+    condition,
+    failed_transform,
+    inline_transform,
+    ready_transform,
+    transform,
+    wait_for,
+)
 
 pytestmark = pytest.mark.cluster
-
-
-def transform(name: str, cue_ref: str, extra: str = "") -> str:
-    return (
-        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\n"
-        f"metadata:\n  name: {name}\nspec:\n  cueRef: {cue_ref}\n{extra}"
-    )
-
-
-def ready_transform(kubectl: Kubectl, name: str) -> dict[str, Any]:
-    def ready() -> dict[str, Any] | None:
-        found = kubectl.get("transform", name)
-        ready_condition = condition(found, "Ready")
-        return found if ready_condition and ready_condition["status"] == "True" else None
-
-    result: dict[str, Any] = wait_for(ready, what=f"Transform {name} Ready")
-    return result
-
-
-def failed_transform(kubectl: Kubectl, name: str, reason: str) -> dict[str, Any]:
-    def failed() -> dict[str, Any] | None:
-        found = kubectl.get("transform", name)
-        ready_condition = condition(found, "Ready")
-        return found if ready_condition and ready_condition["reason"] == reason else None
-
-    result: dict[str, Any] = wait_for(failed, what=f"Transform {name} failing with {reason}")
-    return result
 
 
 def webservice(namespace: str, name: str, spec: str) -> str:
@@ -163,15 +145,6 @@ RANGE_MODULE = """package ranges
 	}]
 }
 """
-
-
-def inline_transform(name: str, source: str, extra: str = "") -> str:
-    indented = "\n".join("      " + line for line in source.splitlines())
-    return (
-        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\n"
-        f"metadata:\n  name: {name}\nspec:\n  cueRef:\n    type: inline\n    ref: |\n"
-        f"{indented}\n{extra}"
-    )
 
 
 def test_cross_field_violation_is_reported_and_writes_no_graph(

@@ -22,7 +22,6 @@ from pequod.api.names import (
     TRANSFORM_LABEL,
     VERSION,
 )
-from pequod.crdgen.naming import plural_of
 from pequod.cue.runner import CueError
 from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
@@ -86,7 +85,7 @@ class InstanceReconciler:
         if INSTANCE_FINALIZER not in finalizers:
             await set_finalizers(
                 self.client,
-                _resource_type_of(instance),
+                served.resource_type,
                 instance,
                 [*finalizers, INSTANCE_FINALIZER],
             )
@@ -96,7 +95,9 @@ class InstanceReconciler:
         try:
             module, pinned = await self._module_for(served, instance)
         except _Refused as refused:
-            await self._invalid(instance, status, "Validated", refused.reason, refused.message)
+            await self._invalid(
+                served, instance, status, "Validated", refused.reason, refused.message
+            )
             return DONE
         try:
             result = await self.renderer.render(
@@ -107,14 +108,16 @@ class InstanceReconciler:
             )
         except RenderError as error:
             message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
-            await self._invalid(instance, status, "Rendered", "RenderFailed", message)
+            await self._invalid(served, instance, status, "Rendered", "RenderFailed", message)
             return DONE
         except (CueError, PolicyError) as error:
-            await self._invalid(instance, status, "Rendered", "RenderFailed", str(error))
+            await self._invalid(served, instance, status, "Rendered", "RenderFailed", str(error))
             return DONE
         if result.blocked:
             errors = [str(v) for v in result.violations if v.severity == "Error"]
-            await self._invalid(instance, status, "Validated", "PolicyViolation", "; ".join(errors))
+            await self._invalid(
+                served, instance, status, "Validated", "PolicyViolation", "; ".join(errors)
+            )
             return DONE
         graph_name = resource_graph_name(served.resource_type.kind, key.name)
         graph = self.graphs.get(f"{key.namespace}/{graph_name}")
@@ -156,7 +159,7 @@ class InstanceReconciler:
             return Result(requeue_after=1.0)
         await set_finalizers(
             self.client,
-            _resource_type_of(instance),
+            served.resource_type,
             instance,
             [f for f in finalizers if f != INSTANCE_FINALIZER],
         )
@@ -248,6 +251,7 @@ class InstanceReconciler:
 
     async def _invalid(
         self,
+        served: ServedApi,
         instance: dict[str, Any],
         status: dict[str, Any],
         condition: str,
@@ -269,7 +273,7 @@ class InstanceReconciler:
             "observedGeneration": generation,
             "conditions": conditions,
         }
-        if await write_status(self.client, _resource_type_of(instance), instance, desired):
+        if await write_status(self.client, served.resource_type, instance, desired):
             await self.events.record(instance, "Warning", reason, message)
             logger.warning(
                 "instance invalid",
@@ -338,7 +342,7 @@ class InstanceReconciler:
             "totalNodes": total,
             "violations": [v.to_dict() for v in result.violations],
         }
-        await write_status(self.client, _resource_type_of(instance), instance, desired)
+        await write_status(self.client, served.resource_type, instance, desired)
 
 
 class _Refused(Exception):
@@ -346,12 +350,6 @@ class _Refused(Exception):
         self.reason = reason
         self.message = message
         super().__init__(message)
-
-
-def _resource_type_of(instance: dict[str, Any]) -> ResourceType:
-    group, _, version = instance["apiVersion"].rpartition("/")
-    kind = instance["kind"]
-    return ResourceType(group, version, kind, plural_of(kind), True)
 
 
 def _owner_of_graph(event: InformerEvent) -> list[InstanceKey]:
