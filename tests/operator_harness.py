@@ -9,11 +9,13 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pequod.controlplane import ControlPlane
+from pequod.controlplane.cluster import free_port
 from pequod.toolchain.locate import find_binary
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -81,6 +83,7 @@ class OperatorProcess:
         self.plane = plane
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        self.metrics_port = free_port()
 
     def start(self, *extra: str) -> None:
         log = self.log_path.open("ab")
@@ -94,6 +97,7 @@ class OperatorProcess:
                 f"--kubeconfig={self.plane.kubeconfig}",
                 "--log-format=console",
                 "--resync-period=0",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
                 *extra,
             ],
             stdout=log,
@@ -115,6 +119,18 @@ class OperatorProcess:
             code = self.process.wait()
         self.process = None
         return code
+
+    def metrics(self) -> dict[str, float]:
+        """The operator's /metrics, as {"name{labels}": value}."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
 
     def log(self) -> str:
         try:

@@ -248,6 +248,56 @@ def test_drift_is_corrected_and_a_killed_operator_converges(
         ),
         what="drift corrected",
     )
+    metrics = operator.metrics()
+    assert metrics["pequod_drift_corrections_total"] >= 1
+    assert metrics['pequod_apply_total{result="success"}'] >= 1
+    assert metrics['pequod_apply_total{result="conflict"}'] >= 1
+
+
+def test_dry_run_validates_and_reports_without_applying(
+    apps: None, kubectl: Kubectl, namespace: str
+) -> None:
+    def planned() -> Any:
+        graph = kubectl.get("resourcegraph", "appservice-plan", "-n", namespace)
+        status = (graph or {}).get("status") or {}
+        return status if status.get("phase") == "DryRun" else None
+
+    manifest = app_service(namespace, "plan", "  image: ghcr.io/acme/plan:1.0\n  replicas: 2\n")
+    dry_run = manifest.replace(
+        "namespace:", "annotations: {pequod.io/dry-run: 'true'}\n  namespace:"
+    )
+    kubectl.apply(dry_run)
+    status = wait_for(planned, what="dry run planned")
+    nodes = {n["id"]: n for n in status["nodes"]}
+    assert {n["phase"] for n in nodes.values()} == {"Planned"}
+    assert {n["readyDetails"] for n in nodes.values()} == {"would create"}
+    assert kubectl.get("deployment", "plan", "-n", namespace) is None
+    instance = wait_for(
+        lambda: (
+            (i := kubectl.get("appservice", "plan", "-n", namespace))["status"].get("phase")
+            == "DryRun"
+            and i
+        ),
+        what="instance DryRun",
+    )
+    assert condition(instance, "Ready")["reason"] == "GraphDryRun"  # type: ignore[index]
+
+    kubectl.apply(manifest)  # the annotation gone: applied for real
+    instance_ready(kubectl, "appservice", "plan", namespace)
+
+    kubectl.apply(dry_run.replace("replicas: 2", "replicas: 3"))
+    status = wait_for(
+        lambda: (
+            (s := planned())
+            and any("spec.replicas" in n.get("readyDetails", "") for n in s["nodes"])
+            and s
+        ),
+        what="dry run of an update",
+    )
+    details = {n["id"]: n["readyDetails"] for n in status["nodes"]}
+    assert details["deployment"] == "would update: spec.replicas", details
+    assert details["service"] == "up to date"
+    assert kubectl.get("deployment", "plan", "-n", namespace)["spec"]["replicas"] == 2
 
 
 LIFECYCLE = """package lifecycle

@@ -186,6 +186,11 @@ def resource_graph_crd() -> dict[str, Any]:
                 },
             },
             "violations": {"type": "array", "items": preserve},
+            "dryRun": {
+                "type": "boolean",
+                "description": "Validate every object with the API server (dryRun=All) and "
+                "report what would change; nothing is applied or pruned.",
+            },
         },
     }
     status: Schema = {
@@ -193,7 +198,7 @@ def resource_graph_crd() -> dict[str, Any]:
         "properties": {
             "phase": {
                 "type": "string",
-                "enum": ["Pending", "Executing", "Ready", "Failed", "Deleting"],
+                "enum": ["Pending", "Executing", "Ready", "Failed", "Deleting", "DryRun"],
             },
             "observedGeneration": {"type": "integer", "format": "int64"},
             "conditions": _conditions(),

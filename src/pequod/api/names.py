@@ -24,6 +24,8 @@ NODE_ID_ANNOTATION = "platform.pequod.io/node-id"
 
 ALLOW_BREAKING_CHANGES_ANNOTATION = "pequod.io/allow-breaking-changes"
 PRUNE_ANNOTATION = "pequod.io/prune"
+DRY_RUN_ANNOTATION = "pequod.io/dry-run"
+"""On an instance, ``"true"`` renders and validates its graph without applying anything."""
 
 TRANSFORM_FINALIZER = "platform.pequod.io/transform-cleanup"
 INSTANCE_FINALIZER = "platform.pequod.io/instance-cleanup"

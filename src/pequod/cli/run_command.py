@@ -24,6 +24,11 @@ def register(commands: Any) -> None:
     run.add_argument(
         "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
     )
+    run.add_argument(
+        "--metrics-bind-address",
+        default=":8080",
+        help="[host]:port serving /metrics (0: off)",
+    )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "console"])
     run.set_defaults(run=_run)
@@ -60,6 +65,7 @@ def _run(arguments: argparse.Namespace) -> int:
         cue_timeout=arguments.cue_timeout,
         apply_concurrency=arguments.apply_concurrency,
         ready_timeout=arguments.ready_timeout,
+        metrics_bind_address=arguments.metrics_bind_address,
     )
     asyncio.run(run_operator(settings))
     return 0

@@ -78,7 +78,7 @@ def status_schema() -> Schema:
         "properties": {
             "phase": {
                 "type": "string",
-                "description": "Pending, Rendering, Applying, Ready or Failed.",
+                "description": "Pending, Rendering, Applying, Ready, DryRun or Failed.",
             },
             "observedGeneration": {"type": "integer", "format": "int64"},
             "conditions": {

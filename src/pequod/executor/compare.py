@@ -38,3 +38,23 @@ def up_to_date(live: dict[str, Any], desired: dict[str, Any]) -> bool:
         if not contains(live_metadata.get(field) or {}, metadata.get(field) or {}):
             return False
     return contains(live, desired_rest)
+
+
+def changed_fields(live: dict[str, Any], desired: dict[str, Any], limit: int = 8) -> list[str]:
+    """Paths (``spec.replicas``, ``metadata.labels.team``) where ``live`` lacks what
+    ``desired`` sets; at most ``limit`` of them, for a human to read."""
+    paths: list[str] = []
+
+    def walk(live_value: Any, desired_value: Any, path: str) -> None:
+        if len(paths) >= limit:
+            return
+        if isinstance(desired_value, dict) and isinstance(live_value, dict):
+            for key, value in desired_value.items():
+                if path == "metadata" and key not in ("labels", "annotations"):
+                    continue
+                walk(live_value.get(key), value, f"{path}.{key}" if path else key)
+        elif not contains(live_value, desired_value):
+            paths.append(path)
+
+    walk(live, {k: v for k, v in desired.items() if k != "status"}, "")
+    return paths

@@ -1,6 +1,10 @@
 """Runs one pass of a ResourceGraph against the cluster: every node whose dependencies are
 Ready is applied (concurrently, up to a limit) and checked for readiness; the rest wait.
-A pass starts from the live state, so a pass after a restart converges without duplicates."""
+A pass starts from the live state, so a pass after a restart converges without duplicates.
+
+A graph with ``spec.dryRun`` goes through the same checks (ownership, confinement, conflicts)
+but every apply is sent with ``dryRun=All``: the API server validates and defaults each object,
+nothing is stored, and each node reports what would happen."""
 
 from __future__ import annotations
 
@@ -14,23 +18,29 @@ from typing import Any, Protocol
 import structlog
 
 from pequod.api.names import FIELD_MANAGER, PRUNE_ANNOTATION
-from pequod.executor.compare import up_to_date
+from pequod.executor.backoff import NodeBackoff
+from pequod.executor.compare import changed_fields, up_to_date
 from pequod.executor.ownership import mark, owned_by, owner_description
 from pequod.executor.readiness import evaluate
-from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.client import TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
 from pequod.kube.resources import ResourceType
+from pequod.metrics import APPLY_TOTAL, DRIFT_CORRECTIONS
 
 logger = structlog.get_logger(__name__)
 
-PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED = (
+PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED = (
     "Pending",
     "Applying",
     "Applied",
     "Ready",
     "Error",
     "Blocked",
+    "Planned",
 )
+
+
+_API_OR_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
 
 
 class LiveObjects(Protocol):
@@ -64,19 +74,27 @@ class NodeStatus:
 class PassResult:
     nodes: dict[str, NodeStatus]
     inventory: list[dict[str, Any]]
+    dry_run: bool = False
     retry_after: float | None = None
     applied: int = 0
     drift_corrections: int = 0
     pruned: list[str] = field(default_factory=list)
+    """Objects deleted because they left the graph (in a dry run: that would be deleted)."""
 
     @property
     def phase(self) -> str:
         phases = {n.phase for n in self.nodes.values()}
-        if phases <= {READY}:
-            return "Ready"
         if ERROR in phases:
             return "Failed"
+        if self.dry_run:
+            return "DryRun"
+        if phases <= {READY}:
+            return "Ready"
         return "Executing"
+
+    def wait(self, seconds: float) -> None:
+        """Asks for the next pass within ``seconds``."""
+        self.retry_after = seconds if self.retry_after is None else min(self.retry_after, seconds)
 
     @property
     def ready_nodes(self) -> int:
@@ -101,12 +119,14 @@ class GraphExecutor:
         *,
         apply_concurrency: int = 8,
         ready_timeout: float = 600.0,
+        backoff: NodeBackoff | None = None,
     ) -> None:
         self.client = client
         self.discovery = discovery
         self.live = live
         self.apply_limit = asyncio.Semaphore(apply_concurrency)
         self.ready_timeout = ready_timeout
+        self.backoff = backoff if backoff is not None else NodeBackoff()
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -123,7 +143,7 @@ class GraphExecutor:
         for node in nodes:
             sorter.add(node["id"], *node.get("dependsOn", []))
         sorter.prepare()
-        result = PassResult(statuses, [])
+        result = PassResult(statuses, [], dry_run=bool(graph["spec"].get("dryRun")))
         while sorter.is_active():
             ready_ids = sorter.get_ready()
             if not ready_ids:
@@ -140,7 +160,10 @@ class GraphExecutor:
                 break
         self._mark_blocked(nodes, statuses)
         result.inventory = [inventory[n["id"]] for n in nodes if n["id"] in inventory]
-        if result.phase == "Ready":
+        if result.dry_run:
+            result.pruned = self._prunable(graph, result.inventory)
+            result.inventory = list((graph.get("status") or {}).get("inventory") or [])
+        elif result.phase == "Ready":
             result.pruned = await self._prune(graph, result.inventory)
         else:
             # Keep what the previous inventory knew until the new graph is applied in full.
@@ -172,23 +195,36 @@ class GraphExecutor:
         inventory: dict[str, dict[str, Any]],
         result: PassResult,
     ) -> bool:
-        """Applies one node if needed and reports whether it is Ready. Never raises."""
+        """Applies one node if needed and reports whether it is Ready. Never raises.
+
+        Transient failures keep the node Applying and ask for another pass after an
+        exponential backoff with jitter; permanent ones make it Error with the API's message."""
+        graph_key = graph["metadata"].get("uid") or graph["metadata"]["name"]
         try:
-            return await self._apply_node(graph, node, status, inventory, result)
-        except ApiError as error:
-            if error.transient:
-                status.phase = APPLYING
-                status.last_error = str(error)
-                result.retry_after = min(result.retry_after or 5.0, 5.0)
-            else:
+            ready = await self._apply_node(graph, node, status, inventory, result)
+        except _API_OR_TRANSPORT_ERRORS as error:
+            if isinstance(error, ApiError) and not error.transient:
                 status.phase = ERROR
                 status.last_error = error.message or str(error)
+                return False
+            attempts, delay = self.backoff.failed(graph_key, node["id"])
+            status.phase = APPLYING
+            status.last_error = (
+                f"{_describe(error)} (attempt {attempts}, retrying in {delay:.1f} s)"
+            )
+            result.wait(delay)
             return False
         except Exception as error:  # one node's surprise never stops the others
             logger.exception("node failed", node=node["id"])
             status.phase = ERROR
             status.last_error = f"{type(error).__name__}: {error}"
             return False
+        self.backoff.succeeded(graph_key, node["id"])
+        return ready
+
+    def forget(self, graph: dict[str, Any]) -> None:
+        """Drops what the executor remembers about a graph that is gone."""
+        self.backoff.forget(graph["metadata"].get("uid") or graph["metadata"]["name"])
 
     async def _apply_node(
         self,
@@ -202,9 +238,13 @@ class GraphExecutor:
         try:
             rt = await self.discovery.resource_type(obj["apiVersion"], obj["kind"])
         except UnknownKindError as error:
+            if result.dry_run:
+                status.phase = ERROR
+                status.last_error = str(error)
+                return False
             status.phase = APPLYING
             status.last_error = str(error)
-            result.retry_after = min(result.retry_after or 10.0, 10.0)
+            result.wait(10.0)
             return False
         self.live.watch(rt)
         desired = mark(obj, graph, node["id"])
@@ -221,6 +261,8 @@ class GraphExecutor:
             return False
         policy = node.get("applyPolicy") or {}
         create_only = policy.get("mode") == "CreateOnly"
+        if result.dry_run:
+            return await self._plan_node(rt, desired, live, create_only, policy, status)
         if live is None or (not create_only and not up_to_date(live, desired)):
             async with self.apply_limit:
                 try:
@@ -242,6 +284,7 @@ class GraphExecutor:
                     # manages: that is drift, and the desired state wins.
                     live = await self._apply(rt, desired, force=True)
                     result.drift_corrections += 1
+                    DRIFT_CORRECTIONS.inc()
             status.applied_at = _now()
             result.applied += 1
         assert live is not None
@@ -268,9 +311,60 @@ class GraphExecutor:
         return False
 
     async def _apply(
-        self, rt: ResourceType, desired: dict[str, Any], *, force: bool
+        self, rt: ResourceType, desired: dict[str, Any], *, force: bool, dry_run: bool = False
     ) -> dict[str, Any]:
-        return await self.client.apply(rt, desired, field_manager=FIELD_MANAGER, force=force)
+        try:
+            applied = await self.client.apply(
+                rt, desired, field_manager=FIELD_MANAGER, force=force, dry_run=dry_run
+            )
+        except ApiError as error:
+            APPLY_TOTAL.labels("conflict" if error.conflict else "error").inc()
+            raise
+        APPLY_TOTAL.labels("dry_run" if dry_run else "success").inc()
+        return applied
+
+    async def _plan_node(
+        self,
+        rt: ResourceType,
+        desired: dict[str, Any],
+        live: dict[str, Any] | None,
+        create_only: bool,
+        policy: dict[str, Any],
+        status: NodeStatus,
+    ) -> bool:
+        """Dry run of one node: the API server validates the object; nothing is stored.
+        Reports what a real pass would do and lets the dependents be planned too."""
+        status.phase = PLANNED
+        if live is not None and create_only:
+            status.ready_details = "exists; CreateOnly leaves it unchanged"
+            return True
+        if live is not None and up_to_date(live, desired):
+            status.ready_details = "up to date"
+            return True
+        async with self.apply_limit:
+            try:
+                await self._apply(
+                    rt, desired, force=policy.get("conflictPolicy") == "Force", dry_run=True
+                )
+            except ApiError as error:
+                if not error.conflict or live is None:
+                    raise
+                appliers = _other_appliers(live)
+                if appliers:
+                    status.phase = ERROR
+                    status.last_error = (
+                        f"field conflict with {', '.join(appliers)}: {error.message}"
+                    )
+                    return False
+                status.ready_details = "would correct drift: " + ", ".join(
+                    changed_fields(live, desired)
+                )
+                return True
+        if live is None:
+            status.ready_details = "would create"
+        else:
+            status.ready_details = "would update: " + ", ".join(changed_fields(live, desired))
+        return True
 
     def _confine(
         self, graph: dict[str, Any], rt: ResourceType, desired: dict[str, Any]
@@ -296,6 +390,15 @@ class GraphExecutor:
         return str(namespace)
 
     # -- prune and delete ------------------------------------------------------------------
+
+    def _prunable(self, graph: dict[str, Any], current: list[dict[str, Any]]) -> list[str]:
+        keep = {(e["kind"], e.get("namespace", ""), e["name"]) for e in current}
+        return [
+            f"{entry['kind']}/{entry['name']}"
+            for entry in (graph.get("status") or {}).get("inventory") or []
+            if (entry["kind"], entry.get("namespace", ""), entry["name"]) not in keep
+            and entry.get("deletionPolicy") != "Orphan"
+        ]
 
     async def _prune(self, graph: dict[str, Any], current: list[dict[str, Any]]) -> list[str]:
         keep = {(e["kind"], e.get("namespace", ""), e["name"]) for e in current}
@@ -363,6 +466,12 @@ class GraphExecutor:
             if waiting:
                 return False, f"waiting for {', '.join(waiting)} to be deleted"
         return True, ""
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApiError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _other_appliers(live: dict[str, Any]) -> list[str]:

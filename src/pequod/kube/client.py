@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
@@ -44,6 +45,10 @@ class ApiError(Exception):
     def transient(self) -> bool:
         """Worth retrying: conflicts on resourceVersion, throttling, server errors, timeouts."""
         return self.status in (409, 429) or self.status >= 500
+
+
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
+"""Errors below HTTP (connection refused or reset, timeouts): worth retrying."""
 
 
 @dataclass

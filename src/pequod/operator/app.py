@@ -11,6 +11,7 @@ from pequod.kube.client import KubeClient
 from pequod.kube.manager import Manager
 from pequod.operator.events import EventRecorder
 from pequod.operator.graph_controller import GraphReconciler
+from pequod.operator.http_server import HttpServer, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
@@ -29,6 +30,7 @@ class OperatorSettings:
     render_cache_entries: int = 4096
     apply_concurrency: int = 8
     ready_timeout: float = 600.0
+    metrics_bind_address: str = ":8080"
 
 
 @dataclass
@@ -69,9 +71,16 @@ async def build_operator(settings: OperatorSettings) -> Operator:
 
 
 async def run_operator(settings: OperatorSettings) -> None:
+    bind = parse_bind_address(settings.metrics_bind_address)
     operator = await build_operator(settings)
-    logger.info("pequod operator starting")
+    server = HttpServer(*bind) if bind else None
     try:
+        if server is not None:
+            port = await server.start()
+            logger.info("serving metrics", address=f"{server.host}:{port}", path="/metrics")
+        logger.info("pequod operator starting")
         await operator.manager.run_until_signalled()
     finally:
+        if server is not None:
+            await server.stop()
         await operator.client.close()

@@ -123,6 +123,7 @@ class GraphReconciler:
                 graph,
                 [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
             )
+            self.executor.forget(graph)
             return DONE
         if RESOURCE_GRAPH_FINALIZER not in finalizers:
             await set_finalizers(
@@ -130,7 +131,7 @@ class GraphReconciler:
             )
         result = await self.executor.execute(graph)
         await self._report(graph, result)
-        if result.phase == "Ready":
+        if result.phase in ("Ready", "DryRun") and result.retry_after is None:
             return DONE
         return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
 
@@ -139,9 +140,14 @@ class GraphReconciler:
         generation = graph["metadata"].get("generation")
         phase = result.phase
         errors = [f"{n.id}: {n.last_error}" for n in result.nodes.values() if n.phase == "Error"]
-        message = f"{result.ready_nodes}/{len(result.nodes)} nodes ready" + (
-            f"; errors: {'; '.join(errors)}" if errors else ""
-        )
+        if result.dry_run:
+            message = f"dry run: {len(result.nodes)} nodes planned, nothing applied" + (
+                f"; would prune {', '.join(result.pruned)}" if result.pruned else ""
+            )
+        else:
+            message = f"{result.ready_nodes}/{len(result.nodes)} nodes ready"
+        if errors:
+            message += f"; errors: {'; '.join(errors)}"
         conditions = set_condition(
             previous.get("conditions") or [], "Ready", phase == "Ready", phase, message, generation
         )
@@ -158,5 +164,5 @@ class GraphReconciler:
             if previous.get("phase") != phase:
                 kind = "Warning" if phase == "Failed" else "Normal"
                 await self.events.record(graph, kind, phase, message)
-            if result.pruned:
+            if result.pruned and not result.dry_run:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))

@@ -10,6 +10,7 @@ import structlog
 
 from pequod.api.names import (
     API_VERSION,
+    DRY_RUN_ANNOTATION,
     FIELD_MANAGER,
     GROUP,
     INSTANCE_FINALIZER,
@@ -121,9 +122,11 @@ class InstanceReconciler:
             return DONE
         graph_name = resource_graph_name(served.resource_type.kind, key.name)
         graph = self.graphs.get(f"{key.namespace}/{graph_name}")
+        graph_spec = (graph or {}).get("spec") or {}
         if (
             graph is None
-            or (graph.get("spec") or {}).get("metadata", {}).get("renderHash") != result.render_hash
+            or graph_spec.get("metadata", {}).get("renderHash") != result.render_hash
+            or bool(graph_spec.get("dryRun")) != _dry_run(instance)
         ):
             await self._write_graph(served, instance, graph_name, module, pinned, result)
             log.info(
@@ -245,6 +248,7 @@ class InstanceReconciler:
                 },
                 "nodes": [node.to_dict() for node in result.graph.nodes],
                 "violations": [v.to_dict() for v in result.violations],
+                "dryRun": _dry_run(instance),
             },
         }
         await self.client.apply(RESOURCE_GRAPHS, graph, field_manager=FIELD_MANAGER, force=True)
@@ -331,7 +335,7 @@ class InstanceReconciler:
             **status,
             "phase": "Ready"
             if graph_ready
-            else ("Failed" if graph_phase == "Failed" else "Applying"),
+            else (graph_phase if graph_phase in ("Failed", "DryRun") else "Applying"),
             "observedGeneration": generation,
             "conditions": conditions,
             "resourceGraphRef": {"name": graph_name},
@@ -343,6 +347,11 @@ class InstanceReconciler:
             "violations": [v.to_dict() for v in result.violations],
         }
         await write_status(self.client, served.resource_type, instance, desired)
+
+
+def _dry_run(instance: dict[str, Any]) -> bool:
+    annotations = instance["metadata"].get("annotations") or {}
+    return str(annotations.get(DRY_RUN_ANNOTATION, "")).lower() == "true"
 
 
 class _Refused(Exception):
