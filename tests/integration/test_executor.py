@@ -111,13 +111,7 @@ def test_webservice_applies_in_order_updates_upgrades_and_prunes(
 def test_database_statefulset_waits_for_secret_and_claim(
     apps: None, kubectl: Kubectl, namespace: str
 ) -> None:
-    volume = namespace.replace("test-", "pv-")
-    kubectl.apply(
-        "apiVersion: v1\nkind: PersistentVolume\n"
-        f"metadata:\n  name: {volume}\nspec:\n  capacity: {{storage: 5Gi}}\n"
-        "  accessModes: [ReadWriteOnce]\n  hostPath: {path: /tmp/pequod-pv}\n"
-        f"  claimRef: {{namespace: {namespace}, name: orders}}\n"
-    )
+    # The claim is bound by the control plane's default StorageClass (hostPath provisioner).
     kubectl.apply(
         "apiVersion: platform.pequod.io/v1alpha1\nkind: AppDatabase\n"
         f"metadata:\n  name: orders\n  namespace: {namespace}\nspec:\n  storage: 1Gi\n"
@@ -130,7 +124,8 @@ def test_database_statefulset_waits_for_secret_and_claim(
     assert created >= timestamp(secret["metadata"]["creationTimestamp"])
     assert created >= timestamp(claim["metadata"]["creationTimestamp"])
     assert kubectl.get("service", "orders", "-n", namespace) is not None
-    kubectl.run("delete", "pv", volume, "--wait=false")
+    assert claim["status"]["phase"] == "Bound"
+    assert claim["spec"]["storageClassName"] == "standard"
 
 
 BRANCHES = """package branches

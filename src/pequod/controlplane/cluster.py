@@ -30,6 +30,7 @@ from pequod.toolchain.locate import find_binary
 
 SERVICE_CIDR = "10.0.0.0/24"
 KWOK_NODE_NAME = "kwok-node-0"
+STORAGE_CLASS_NAME = "standard"
 _ADMIN = Identity("admin", "pequod-admin", ("system:masters",))
 _CONTROLLER_MANAGER = Identity("kube-controller-manager", "system:kube-controller-manager")
 _SCHEDULER = Identity("kube-scheduler", "system:kube-scheduler")
@@ -113,7 +114,10 @@ class ControlPlane:
             raise
 
     def start_workloads(self) -> None:
-        """Adds kube-controller-manager, kube-scheduler and kwok with one fake Node (idempotent)."""
+        """Adds kube-controller-manager, kube-scheduler and kwok with one fake Node, and a
+        default StorageClass whose claims kube-controller-manager provisions as hostPath
+        volumes (under /tmp/hostpath_pv), so claims bind as they would in a cluster
+        (idempotent)."""
         if "kwok" in self._components:
             return
         try:
@@ -121,6 +125,7 @@ class ControlPlane:
             self._start_scheduler()
             self._start_kwok()
             self._create_kwok_node()
+            self._create_storage_class()
         except BaseException:
             self.stop()
             raise
@@ -128,6 +133,23 @@ class ControlPlane:
     @property
     def has_workloads(self) -> bool:
         return "kwok" in self._components
+
+    @property
+    def ca_certificate(self) -> Path:
+        """The cluster CA's certificate (what a kubeconfig's certificate-authority names)."""
+        assert self._ca is not None, "start() first"
+        return self._ca.pair.certificate
+
+    def process_ids(self) -> dict[str, int]:
+        return {
+            name: process.pid
+            for name, process in self._components.items()
+            if process.pid is not None
+        }
+
+    def failed_components(self) -> list[str]:
+        """Components that have exited (a running control plane has none)."""
+        return [name for name, p in self._components.items() if p.exit_code() is not None]
 
     def stop(self) -> None:
         """Stops every component, newest first; removes the directory if this object made it."""
@@ -289,6 +311,7 @@ class ControlPlane:
                 f"--cluster-signing-key-file={self._ca.key_path}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service,-route",
+                "--enable-hostpath-provisioner=true",
                 "--v=1",
             ],
         )
@@ -355,6 +378,23 @@ class ControlPlane:
             return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
         self._wait("kwok", node_ready)
+
+    def _create_storage_class(self) -> None:
+        self.api_request(
+            "POST",
+            "/apis/storage.k8s.io/v1/storageclasses",
+            {
+                "apiVersion": "storage.k8s.io/v1",
+                "kind": "StorageClass",
+                "metadata": {
+                    "name": STORAGE_CLASS_NAME,
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": "true"},
+                },
+                "provisioner": "kubernetes.io/host-path",
+                "reclaimPolicy": "Delete",
+                "volumeBindingMode": "Immediate",
+            },
+        )
 
     @property
     def _admin_pair(self) -> KeyPair:
