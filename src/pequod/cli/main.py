@@ -7,7 +7,13 @@ import sys
 from collections.abc import Sequence
 
 from pequod import __version__
-from pequod.cli import manifests_command, module_commands, run_command, toolchain_commands
+from pequod.cli import (
+    dev_commands,
+    manifests_command,
+    module_commands,
+    run_command,
+    toolchain_commands,
+)
 from pequod.toolchain.cue_version import cue_version
 
 
@@ -26,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     module_commands.register(commands)
     run_command.register(commands)
+    dev_commands.register(commands)
     manifests_command.register(commands)
     toolchain_commands.register(commands)
     return parser
