@@ -1,0 +1,158 @@
+"""Fetches OCI and Git modules for the controllers: tags and branches resolved with a TTL,
+artifacts downloaded once into the content-addressed cache, concurrent requests for one
+reference served by one fetch, transient failures retried with backoff within a time limit."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from pequod.delivery.cache import ModuleCache
+from pequod.delivery.git import GitClient, GitCredentials, GitReference
+from pequod.delivery.oci import FetchError, OciClient, OciReference
+from pequod.metrics import MODULE_FETCHES
+from pequod.module.source import ModuleSource, load_directory
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FetchSettings:
+    resolve_ttl: float = 60.0
+    """Seconds a tag or branch resolution is trusted before asking the server again."""
+    timeout: float = 30.0
+    """Seconds one request (or git command) may take."""
+    attempts: int = 3
+    cache_bytes: int = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class FetchedModule:
+    module: ModuleSource
+    resolved: str
+    """What the reference resolved to: ``oci://HOST/REPO@sha256:…`` or ``URL@<commit>``."""
+    digest: str
+    """The manifest digest or the commit: what the artifact is cached under."""
+
+
+class ModuleFetcher:
+    def __init__(self, cache_root: Path, settings: FetchSettings | None = None) -> None:
+        self.settings = settings or FetchSettings()
+        self.cache = ModuleCache(cache_root, self.settings.cache_bytes)
+        self._resolved: dict[str, tuple[str, float]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    # -- OCI -------------------------------------------------------------------------------
+
+    async def oci(
+        self,
+        ref: str,
+        *,
+        path: str | None = None,
+        insecure: bool = False,
+        credentials: tuple[str, str] | None = None,
+    ) -> FetchedModule:
+        reference = OciReference.parse(ref, insecure=insecure)
+
+        def client() -> OciClient:
+            return OciClient(reference, credentials=credentials, timeout=self.settings.timeout)
+
+        if reference.digest and not reference.tag:
+            digest = reference.digest
+        else:
+            digest = await self._resolve(f"oci:{reference}", "oci", lambda: client().resolve())
+        key = "oci-" + digest.replace(":", "-")
+        directory = await self._download(key, "oci", lambda target: client().fetch(digest, target))
+        resolved = f"oci://{reference.registry}/{reference.repository}@{digest}"
+        return FetchedModule(_load(directory / "artifact", path, resolved), resolved, digest)
+
+    # -- Git -------------------------------------------------------------------------------
+
+    async def git(
+        self, ref: str, *, path: str | None = None, credentials: GitCredentials | None = None
+    ) -> FetchedModule:
+        reference = GitReference.parse(ref, path=path)
+
+        def client() -> GitClient:
+            return GitClient(credentials, timeout=self.settings.timeout)
+
+        if reference.pinned:
+            commit = reference.ref
+        else:
+            commit = await self._resolve(
+                f"git:{reference.url}#{reference.ref}", "git", lambda: client().resolve(reference)
+            )
+        directory = await self._download(
+            f"git-{commit}", "git", lambda target: client().fetch(reference, commit, target)
+        )
+        resolved = f"{reference.url}@{commit}"
+        return FetchedModule(
+            _load(directory / "artifact", reference.path, resolved), resolved, commit
+        )
+
+    # -- shared ----------------------------------------------------------------------------
+
+    def forget_resolutions(self) -> None:
+        """Drops every tag and branch resolution (the next fetch asks the servers)."""
+        self._resolved.clear()
+
+    async def _resolve(self, key: str, kind: str, resolve: Callable[[], str]) -> str:
+        async with self._lock(f"resolve:{key}"):
+            known = self._resolved.get(key)
+            if known is not None and known[1] > time.monotonic():
+                return known[0]
+            value = await self._with_retries(kind, lambda: asyncio.to_thread(resolve))
+            self._resolved[key] = (value, time.monotonic() + self.settings.resolve_ttl)
+            return value
+
+    async def _download(self, key: str, kind: str, fill: Callable[[Path], object]) -> Path:
+        async with self._lock(f"download:{key}"):
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+
+            async def attempt() -> Path:
+                return await asyncio.to_thread(self.cache.put, key, fill)
+
+            return await self._with_retries(kind, attempt)
+
+    async def _with_retries(self, kind: str, attempt: Callable[[], Awaitable[T]]) -> T:
+        delay = 0.5
+        for number in range(1, self.settings.attempts + 1):
+            try:
+                result = await asyncio.wait_for(attempt(), self.settings.timeout * 2)
+            except (FetchError, TimeoutError) as error:
+                transient = isinstance(error, TimeoutError) or error.transient
+                if not transient or number == self.settings.attempts:
+                    MODULE_FETCHES.labels(kind, "error").inc()
+                    if isinstance(error, TimeoutError):
+                        raise FetchError(
+                            f"no answer in {self.settings.timeout * 2:.0f} s", transient=True
+                        ) from error
+                    raise
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay *= 2
+            else:
+                MODULE_FETCHES.labels(kind, "success").inc()
+                return result
+        raise AssertionError("unreachable")
+
+    def _lock(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+
+def _load(artifact: Path, path: str | None, resolved: str) -> ModuleSource:
+    directory = artifact / path if path else artifact
+    if not directory.resolve().is_relative_to(artifact.resolve()):
+        raise FetchError(f"path {path!r} leaves the artifact")
+    if not directory.is_dir():
+        raise FetchError(f"{resolved}: no directory {path!r} in the artifact")
+    return load_directory(directory, reference=resolved + (f"#{path}" if path else ""))
