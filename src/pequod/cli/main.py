@@ -11,6 +11,7 @@ from pequod.cli import (
     dev_commands,
     manifests_command,
     module_commands,
+    push_command,
     run_command,
     toolchain_commands,
 )
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     module_commands.register(commands)
     run_command.register(commands)
     dev_commands.register(commands)
+    push_command.register(commands)
     manifests_command.register(commands)
     toolchain_commands.register(commands)
     return parser
