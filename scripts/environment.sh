@@ -29,3 +29,22 @@ toolchain() {
     fi
     .venv/bin/pequod toolchain build
 }
+
+system_packages() {
+    # Debian's docker-registry: the real OCI registry the module delivery tests run on loopback.
+    if command -v docker-registry >/dev/null; then
+        return
+    fi
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then
+        if ! command -v sudo >/dev/null; then
+            echo "docker-registry is missing; install it with: apt-get install docker-registry" >&2
+            exit 1
+        fi
+        sudo="sudo"
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null \
+        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null; }
+    command -v docker-registry >/dev/null
+}

@@ -98,6 +98,10 @@ class OperatorProcess:
                 "--log-format=console",
                 "--resync-period=0",
                 f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                # Short enough for a test to see a moved tag or branch picked up.
+                "--module-resolve-ttl=2",
+                "--module-fetch-timeout=5",
+                f"--module-cache-dir={self.log_path.parent / 'modules'}",
                 *extra,
             ],
             stdout=log,
@@ -155,7 +159,11 @@ def ready_transform(kubectl: Kubectl, name: str) -> dict[str, Any]:
         ready_condition = condition(found, "Ready")
         return found if ready_condition and ready_condition["status"] == "True" else None
 
-    result: dict[str, Any] = wait_for(ready, what=f"Transform {name} Ready")
+    try:
+        result: dict[str, Any] = wait_for(ready, what=f"Transform {name} Ready")
+    except AssertionError as error:
+        status = (kubectl.get("transform", name) or {}).get("status")
+        raise AssertionError(f"{error}\nstatus: {json.dumps(status, indent=1)}") from None
     return result
 
 

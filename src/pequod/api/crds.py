@@ -40,6 +40,11 @@ def module_reference_schema(description: str) -> Schema:
                 "oci: HOST/REPO:TAG or @sha256:...; git: URL?ref=...&path=...",
             },
             "path": {"type": "string", "description": "A subdirectory of the artifact."},
+            "insecure": {
+                "type": "boolean",
+                "description": "oci: plain HTTP (a loopback or test registry); also written "
+                "as HOST+insecure/REPO in ref.",
+            },
             "pullSecretRef": {
                 "type": "object",
                 "properties": {"name": _STRING, "namespace": _STRING},
@@ -96,6 +101,12 @@ def transform_crd() -> dict[str, Any]:
                     "properties": {
                         "type": {"type": "string", "enum": ["embedded", "oci", "git"]},
                         "ref": _STRING,
+                        "path": _STRING,
+                        "insecure": {"type": "boolean"},
+                        "pullSecretRef": {
+                            "type": "object",
+                            "properties": {"name": _STRING, "namespace": _STRING},
+                        },
                     },
                 },
             },
@@ -116,7 +127,19 @@ def transform_crd() -> dict[str, Any]:
             },
             "resolvedCueRef": {
                 "type": "object",
-                "properties": {"digest": _STRING, "fetchedAt": _STRING, "version": _STRING},
+                "properties": {
+                    "ref": {
+                        "type": "string",
+                        "description": "What cueRef resolved to: oci://HOST/REPO@sha256:… "
+                        "(a tag's digest) or URL@COMMIT (a branch's or tag's commit).",
+                    },
+                    "digest": {
+                        "type": "string",
+                        "description": "sha256 of the module's files (part of every render hash).",
+                    },
+                    "fetchedAt": _STRING,
+                    "version": _STRING,
+                },
             },
             "instances": {"type": "integer", "description": "Instances of the generated kind."},
         },

@@ -25,6 +25,21 @@ def register(commands: Any) -> None:
         "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
     )
     run.add_argument(
+        "--module-cache-dir", help="where OCI and Git modules are cached ($PEQUOD_MODULE_CACHE)"
+    )
+    run.add_argument(
+        "--module-cache-size", type=int, default=512, help="MiB of cached modules (LRU beyond)"
+    )
+    run.add_argument(
+        "--module-resolve-ttl",
+        type=float,
+        default=60.0,
+        help="seconds a tag or branch resolution is trusted",
+    )
+    run.add_argument(
+        "--module-fetch-timeout", type=float, default=30.0, help="seconds per registry/git call"
+    )
+    run.add_argument(
         "--metrics-bind-address",
         default=":8080",
         help="[host]:port serving /metrics (0: off)",
@@ -66,6 +81,10 @@ def _run(arguments: argparse.Namespace) -> int:
         apply_concurrency=arguments.apply_concurrency,
         ready_timeout=arguments.ready_timeout,
         metrics_bind_address=arguments.metrics_bind_address,
+        module_cache_dir=arguments.module_cache_dir,
+        module_cache_bytes=arguments.module_cache_size * 1024 * 1024,
+        module_resolve_ttl=arguments.module_resolve_ttl,
+        module_fetch_timeout=arguments.module_fetch_timeout,
     )
     asyncio.run(run_operator(settings))
     return 0

@@ -44,6 +44,7 @@ def object_key(obj: dict[str, Any]) -> str:
 
 
 CONFIG_MAPS = ResourceType("", "v1", "ConfigMap", "configmaps", True)
+SECRETS = ResourceType("", "v1", "Secret", "secrets", True)
 EVENTS = ResourceType("", "v1", "Event", "events", True)
 NAMESPACES = ResourceType("", "v1", "Namespace", "namespaces", False)
 CRDS = ResourceType(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import structlog
 
 from pequod.cue.runner import CueSettings
+from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.kube.client import KubeClient
 from pequod.kube.manager import Manager
 from pequod.operator.events import EventRecorder
 from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.http_server import HttpServer, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
+from pequod.operator.module_sources import module_cache_root
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
 from pequod.render.render import Renderer
@@ -31,6 +34,10 @@ class OperatorSettings:
     apply_concurrency: int = 8
     ready_timeout: float = 600.0
     metrics_bind_address: str = ":8080"
+    module_cache_dir: str | None = None
+    module_cache_bytes: int = 512 * 1024 * 1024
+    module_resolve_ttl: float = 60.0
+    module_fetch_timeout: float = 30.0
 
 
 @dataclass
@@ -51,11 +58,25 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     cue_settings = CueSettings(timeout_seconds=settings.cue_timeout)
     renderer = Renderer(cue_settings, settings.render_cache_entries)
     events = EventRecorder(client)
+    fetcher = ModuleFetcher(
+        Path(settings.module_cache_dir) if settings.module_cache_dir else module_cache_root(),
+        FetchSettings(
+            resolve_ttl=settings.module_resolve_ttl,
+            timeout=settings.module_fetch_timeout,
+            cache_bytes=settings.module_cache_bytes,
+        ),
+    )
     instances = InstanceReconciler(
-        client, manager, registry, renderer, events, concurrency=settings.instance_concurrency
+        client,
+        manager,
+        registry,
+        renderer,
+        events,
+        concurrency=settings.instance_concurrency,
+        fetcher=fetcher,
     )
     transforms = TransformReconciler(
-        client, manager, registry, instances.controller, events, cue_settings
+        client, manager, registry, instances.controller, events, cue_settings, fetcher
     )
     graphs = GraphReconciler(
         client,

@@ -24,6 +24,7 @@ from pequod.api.names import (
     VERSION,
 )
 from pequod.cue.runner import CueError
+from pequod.delivery.fetcher import ModuleFetcher
 from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
@@ -60,8 +61,10 @@ class InstanceReconciler:
         events: EventRecorder,
         *,
         concurrency: int = 4,
+        fetcher: ModuleFetcher | None = None,
     ) -> None:
         self.client = client
+        self.fetcher = fetcher
         self.registry = registry
         self.renderer = renderer
         self.events = events
@@ -177,10 +180,11 @@ class InstanceReconciler:
         wanted = ModuleReference(
             platform_ref["type"], platform_ref["ref"].removeprefix(EMBEDDED_PREFIX)
         )
-        allowed = [
-            ModuleReference(r.type, r.ref.removeprefix(EMBEDDED_PREFIX))
+        # An allowed entry carries the Transform's settings for it (pull secret, insecure).
+        allowed = {
+            ModuleReference(r.type, r.ref.removeprefix(EMBEDDED_PREFIX)): r
             for r in served.instance_platform_refs
-        ]
+        }
         if wanted not in allowed:
             listed = ", ".join(f"{r.type}:{r.ref}" for r in allowed) or "none"
             raise _Refused(
@@ -189,7 +193,7 @@ class InstanceReconciler:
                 f"{served.transform} (allowed: {listed})",
             )
         try:
-            module = await resolve_module(wanted, self.client)
+            module = await resolve_module(allowed[wanted], self.client, fetcher=self.fetcher)
         except ModuleError as error:
             raise _Refused("PlatformRefUnavailable", str(error)) from None
         return module, {"type": wanted.type, "ref": wanted.ref, "digest": module.digest}

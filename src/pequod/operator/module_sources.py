@@ -1,18 +1,25 @@
-"""Resolves a Transform's module reference (embedded, inline, configmap) into a module on disk
-with a digest. OCI and Git arrive behind the same function."""
+"""Resolves a Transform's module reference (embedded, inline, configmap, oci, git) into a
+module on disk with a digest; OCI and Git credentials come from the Secret the reference
+names."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pequod.api.names import OPERATOR_NAMESPACE
+from pequod.delivery.fetcher import ModuleFetcher
+from pequod.delivery.git import GitCredentials
+from pequod.delivery.oci import OciReference
 from pequod.kube.client import KubeClient
-from pequod.kube.resources import CONFIG_MAPS
+from pequod.kube.resources import CONFIG_MAPS, SECRETS
 from pequod.module.embedded import EMBEDDED_PREFIX, load_embedded
 from pequod.module.source import ModuleError, ModuleSource, load_directory
 
@@ -24,10 +31,37 @@ class ModuleReference:
     type: str
     ref: str
     path: str | None = None
+    insecure: bool = False
+    pull_secret: tuple[str, str] | None = None
+    """(namespace, name) of the Secret with credentials for oci and git sources."""
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> ModuleReference:
-        return cls(spec["type"], spec["ref"], spec.get("path"))
+        secret = spec.get("pullSecretRef") or {}
+        return cls(
+            spec["type"],
+            spec["ref"],
+            spec.get("path"),
+            bool(spec.get("insecure", False)),
+            (secret.get("namespace") or OPERATOR_NAMESPACE, secret["name"])
+            if secret.get("name")
+            else None,
+        )
+
+    @property
+    def remote(self) -> bool:
+        return self.type in ("oci", "git")
+
+    @property
+    def floating(self) -> bool:
+        """A remote reference that may move (a tag or a branch), so it is resolved again
+        after the resolution TTL."""
+        if self.type == "oci":
+            return "@sha256:" not in self.ref
+        if self.type == "git":
+            ref = self.ref.partition("ref=")[2].partition("&")[0]
+            return not (len(ref) == 40 and all(c in "0123456789abcdef" for c in ref))
+        return False
 
     def configmap_name(self) -> tuple[str, str]:
         namespace, _, name = self.ref.rpartition("/")
@@ -66,6 +100,7 @@ async def resolve_module(
     reference: ModuleReference,
     client: KubeClient,
     *,
+    fetcher: ModuleFetcher | None = None,
     cached_config_map: dict[str, Any] | None = None,
 ) -> ModuleSource:
     """The module a reference names. Raises :class:`ModuleError` with a reason to show.
@@ -86,4 +121,65 @@ async def resolve_module(
         if not files:
             raise ModuleError(f"ConfigMap {namespace}/{name} has no *.cue keys")
         return materialize(files, f"configmap:{namespace}/{name}")
-    raise ModuleError(f"module source type {reference.type!r} is not supported yet")
+    if reference.remote:
+        if fetcher is None:
+            raise ModuleError(f"{reference.type} sources need a module fetcher")
+        secret = await _pull_secret(reference, client)
+        if reference.type == "oci":
+            fetched = await fetcher.oci(
+                reference.ref,
+                path=reference.path,
+                insecure=reference.insecure,
+                credentials=_registry_credentials(secret, reference) if secret else None,
+            )
+        else:
+            fetched = await fetcher.git(
+                reference.ref,
+                path=reference.path,
+                credentials=_git_credentials(secret) if secret else None,
+            )
+        return fetched.module
+    raise ModuleError(f"module source type {reference.type!r} is not supported")
+
+
+async def _pull_secret(reference: ModuleReference, client: KubeClient) -> dict[str, str] | None:
+    if reference.pull_secret is None:
+        return None
+    namespace, name = reference.pull_secret
+    secret = await client.get(SECRETS, name, namespace)
+    if secret is None:
+        raise ModuleError(f"pull secret {namespace}/{name} not found")
+    return {
+        key: base64.b64decode(value).decode(errors="replace")
+        for key, value in (secret.get("data") or {}).items()
+    }
+
+
+def _registry_credentials(secret: dict[str, str], reference: ModuleReference) -> tuple[str, str]:
+    """The registry's entry of a kubernetes.io/dockerconfigjson Secret."""
+    try:
+        auths = json.loads(secret[".dockerconfigjson"])["auths"]
+    except (KeyError, json.JSONDecodeError) as error:
+        raise ModuleError(
+            "the pull secret is not a kubernetes.io/dockerconfigjson Secret "
+            "(no .dockerconfigjson with auths)"
+        ) from error
+    host = OciReference.parse(reference.ref, insecure=reference.insecure).registry
+    for server, entry in auths.items():
+        if server.removeprefix("https://").removeprefix("http://").rstrip("/") == host:
+            if entry.get("username"):
+                return entry["username"], entry.get("password", "")
+            user, _, password = base64.b64decode(entry.get("auth", "")).decode().partition(":")
+            return user, password
+    raise ModuleError(f"the pull secret has no credentials for {host}")
+
+
+def _git_credentials(secret: dict[str, str]) -> GitCredentials:
+    """Keys: username and password (or token) for HTTPS; ssh-privatekey (a
+    kubernetes.io/ssh-auth Secret) and optionally known_hosts for SSH."""
+    return GitCredentials(
+        username=secret.get("username", ""),
+        password=secret.get("password") or secret.get("token", ""),
+        ssh_private_key=secret.get("ssh-privatekey", ""),
+        known_hosts=secret.get("known_hosts", ""),
+    )

@@ -25,6 +25,7 @@ from pequod.crdgen.compatibility import breaking_changes
 from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
 from pequod.crdgen.generate import GeneratedApi, generate_api
 from pequod.cue.runner import CueError, CueSettings
+from pequod.delivery.fetcher import ModuleFetcher
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer
@@ -46,6 +47,7 @@ CRD_HASH_ANNOTATION = "platform.pequod.io/crd-hash"
 ESTABLISH_POLL_SECONDS = 0.5
 DELETION_POLL_SECONDS = 3.0
 NAMES_RETRY_SECONDS = 15.0
+FETCH_RETRY_SECONDS = 30.0
 
 
 class TransformFailure(Exception):
@@ -68,8 +70,10 @@ class TransformReconciler:
         instances: Controller[InstanceKey],
         events: EventRecorder,
         cue_settings: CueSettings | None = None,
+        fetcher: ModuleFetcher | None = None,
     ) -> None:
         self.client = client
+        self.fetcher = fetcher
         self.manager = manager
         self.registry = registry
         self.instances = instances
@@ -115,13 +119,22 @@ class TransformReconciler:
             namespace, config_map = reference.configmap_name()
             cached = config_maps.get(f"{namespace}/{config_map}")
         try:
-            module = await resolve_module(reference, self.client, cached_config_map=cached)
+            module = await resolve_module(
+                reference, self.client, fetcher=self.fetcher, cached_config_map=cached
+            )
             policies = [
-                await resolve_module(ModuleReference.from_spec(p), self.client)
+                await resolve_module(
+                    ModuleReference.from_spec(p), self.client, fetcher=self.fetcher
+                )
                 for p in spec.get("policies", [])
             ]
         except ModuleError as error:
-            raise TransformFailure("ModuleFetched", "FetchFailed", str(error)) from None
+            raise TransformFailure(
+                "ModuleFetched",
+                "FetchFailed",
+                str(error),
+                requeue_after=FETCH_RETRY_SECONDS if reference.remote else None,
+            ) from None
         requested = ApiDefinition(
             name=name,
             group=spec.get("group") or DEFAULT_GROUP,
@@ -189,6 +202,7 @@ class TransformReconciler:
                 "name": crd_name,
             },
             resolvedCueRef={
+                "ref": module.reference,
                 "digest": module.digest,
                 "fetchedAt": (status.get("resolvedCueRef") or {}).get("fetchedAt")
                 if previous_digest == module.digest
@@ -229,6 +243,9 @@ class TransformReconciler:
                 "Serving",
                 f"serving {resource_type.kind} from {module.reference} ({module.digest[:19]})",
             )
+        if reference.floating and self.fetcher is not None:
+            # A tag or branch may move: look again once its resolution has expired.
+            return Result(requeue_after=self.fetcher.settings.resolve_ttl)
         return DONE
 
     async def _generate(self, module: ModuleSource, requested: ApiDefinition) -> GeneratedApi:

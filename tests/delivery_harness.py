@@ -1,0 +1,167 @@
+"""Real module servers on loopback for the delivery tests: Debian's docker-registry (the
+CNCF distribution registry), optionally behind htpasswd, and `git daemon`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import bcrypt
+
+from pequod.controlplane.cluster import free_port
+
+
+def _binary(name: str, override: str) -> str:
+    found = os.environ.get(override) or shutil.which(name)
+    if not found:
+        raise AssertionError(
+            f"{name} is not installed (Debian package {name}; scripts/environment.sh installs it)"
+        )
+    return found
+
+
+class Registry:
+    def __init__(self, directory: Path, *, users: dict[str, str] | None = None) -> None:
+        self.directory = directory
+        self.users = users or {}
+        self.port = free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Registry:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        auth = ""
+        if self.users:
+            htpasswd = self.directory / "htpasswd"
+            htpasswd.write_text(
+                "".join(
+                    f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n"
+                    for user, password in self.users.items()
+                )
+            )
+            auth = f"auth:\n  htpasswd:\n    realm: pequod-test\n    path: {htpasswd}\n"
+        config = self.directory / "config.yml"
+        config.write_text(
+            "version: 0.1\nlog:\n  level: warn\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {self.directory / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n{auth}"
+        )
+        log = (self.directory / "registry.log").open("ab")
+        self.process = subprocess.Popen(
+            [_binary("docker-registry", "PEQUOD_DOCKER_REGISTRY"), "serve", str(config)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
+                return self
+            except urllib.error.HTTPError:
+                return self  # 401: up, and asking for credentials
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise AssertionError(f"docker-registry did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+    def log(self) -> str:
+        return (self.directory / "registry.log").read_text(errors="replace")[-3000:]
+
+
+class GitServer:
+    """`git daemon` serving bare repositories under ``directory`` over git://."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def url(self, repository: str) -> str:
+        return f"git://127.0.0.1:{self.port}/{repository}.git"
+
+    def start(self) -> GitServer:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = (self.directory / "daemon.log").open("ab")
+        self.process = subprocess.Popen(
+            [
+                _binary("git", "PEQUOD_GIT"),
+                "daemon",
+                "--reuseaddr",
+                "--export-all",
+                "--listen=127.0.0.1",
+                f"--port={self.port}",
+                f"--base-path={self.directory}",
+                str(self.directory),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            probe = subprocess.run(
+                ["git", "ls-remote", f"git://127.0.0.1:{self.port}/none.git"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if "Connection refused" not in probe.stderr:
+                return self
+            time.sleep(0.1)
+        raise AssertionError("git daemon did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class Repository:
+    """A bare repository on the server and a working copy to commit modules into."""
+
+    def __init__(self, server: GitServer, name: str, work: Path) -> None:
+        self.server = server
+        self.bare = server.directory / f"{name}.git"
+        self.work = work
+        self.url = server.url(name)
+        git("init", "--quiet", "--bare", "--initial-branch=main", str(self.bare))
+        git("init", "--quiet", "--initial-branch=main", str(work))
+
+    def commit(self, files: dict[str, str], message: str, *, tag: str | None = None) -> str:
+        for name, content in files.items():
+            target = self.work / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        git("-C", str(self.work), "add", "--all")
+        git("-C", str(self.work), "commit", "--quiet", "-m", message)
+        if tag:
+            git("-C", str(self.work), "tag", "--annotate", "-m", tag, tag)
+        git("-C", str(self.work), "push", "--quiet", "--tags", str(self.bare), "main")
+        return git("-C", str(self.work), "rev-parse", "HEAD").strip()
+
+
+def git(*arguments: str) -> str:
+    environment = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "Pequod Tests",
+        "GIT_AUTHOR_EMAIL": "tests@pequod.invalid",
+        "GIT_COMMITTER_NAME": "Pequod Tests",
+        "GIT_COMMITTER_EMAIL": "tests@pequod.invalid",
+    }
+    return subprocess.run(
+        ["git", *arguments], capture_output=True, text=True, check=True, env=environment
+    ).stdout
