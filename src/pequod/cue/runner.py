@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pequod.cue.diagnostics import Diagnostic, parse_cue_errors
+from pequod.metrics import CUE_EVAL_DURATION
 from pequod.toolchain.locate import find_binary
 
 DEFAULT_TIMEOUT_SECONDS = 10.0
@@ -59,6 +61,7 @@ async def run_cue(
     latter the process is killed.
     """
     settings = settings or CueSettings()
+    started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         str(settings.resolve_binary()),
         *arguments,
@@ -85,6 +88,9 @@ async def run_cue(
         ) from None
     finally:
         await _abandon(process, readers)
+        CUE_EVAL_DURATION.labels(arguments[0] if arguments else "").observe(
+            time.monotonic() - started
+        )
     if process.returncode != 0:
         text = stderr.decode(errors="replace")
         raise CueError(f"cue exited with status {process.returncode}", parse_cue_errors(text))

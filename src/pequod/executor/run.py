@@ -22,10 +22,15 @@ from pequod.executor.backoff import NodeBackoff
 from pequod.executor.compare import changed_fields, up_to_date
 from pequod.executor.ownership import mark, owned_by, owner_description
 from pequod.executor.readiness import evaluate
-from pequod.kube.client import TRANSPORT_ERRORS, ApiError, KubeClient
+from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
 from pequod.kube.resources import ResourceType
-from pequod.metrics import APPLY_TOTAL, DRIFT_CORRECTIONS
+from pequod.metrics import (
+    APPLY_DURATION,
+    APPLY_TOTAL,
+    DAG_EXECUTION_DURATION,
+    DRIFT_CORRECTIONS,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -38,9 +43,7 @@ PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED = (
     "Blocked",
     "Planned",
 )
-
-
-_API_OR_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
+PHASES = (PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED)
 
 
 class LiveObjects(Protocol):
@@ -58,6 +61,8 @@ class NodeStatus:
     last_error: str = ""
     ready_details: str = ""
     applied_at: str = ""
+    applied_now: bool = False
+    """Applied during this pass (not part of the status)."""
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"id": self.id, "phase": self.phase}
@@ -131,6 +136,10 @@ class GraphExecutor:
     # -- apply -----------------------------------------------------------------------------
 
     async def execute(self, graph: dict[str, Any]) -> PassResult:
+        with DAG_EXECUTION_DURATION.time():
+            return await self._execute(graph)
+
+    async def _execute(self, graph: dict[str, Any]) -> PassResult:
         nodes: list[dict[str, Any]] = graph["spec"]["nodes"]
         by_id = {n["id"]: n for n in nodes}
         previous = {n["id"]: n for n in (graph.get("status") or {}).get("nodes") or []}
@@ -202,7 +211,7 @@ class GraphExecutor:
         graph_key = graph["metadata"].get("uid") or graph["metadata"]["name"]
         try:
             ready = await self._apply_node(graph, node, status, inventory, result)
-        except _API_OR_TRANSPORT_ERRORS as error:
+        except API_OR_TRANSPORT_ERRORS as error:
             if isinstance(error, ApiError) and not error.transient:
                 status.phase = ERROR
                 status.last_error = error.message or str(error)
@@ -286,6 +295,7 @@ class GraphExecutor:
                     result.drift_corrections += 1
                     DRIFT_CORRECTIONS.inc()
             status.applied_at = _now()
+            status.applied_now = True
             result.applied += 1
         assert live is not None
         inventory[node["id"]] = {
@@ -314,9 +324,10 @@ class GraphExecutor:
         self, rt: ResourceType, desired: dict[str, Any], *, force: bool, dry_run: bool = False
     ) -> dict[str, Any]:
         try:
-            applied = await self.client.apply(
-                rt, desired, field_manager=FIELD_MANAGER, force=force, dry_run=dry_run
-            )
+            with APPLY_DURATION.time():
+                applied = await self.client.apply(
+                    rt, desired, field_manager=FIELD_MANAGER, force=force, dry_run=dry_run
+                )
         except ApiError as error:
             APPLY_TOTAL.labels("conflict" if error.conflict else "error").inc()
             raise

@@ -51,6 +51,10 @@ TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSErro
 """Errors below HTTP (connection refused or reset, timeouts): worth retrying."""
 
 
+API_OR_TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (ApiError, *TRANSPORT_ERRORS)
+"""What a request may raise besides programming errors."""
+
+
 @dataclass
 class RequestCounters:
     """Requests by verb, for benchmarks and tests (no writes on an unchanged resync)."""

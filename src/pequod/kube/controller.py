@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -11,6 +13,13 @@ import structlog
 
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.workqueue import WorkQueue, run_workers
+from pequod.metrics import (
+    CONTROLLER_RUNTIME_RECONCILE_ERRORS,
+    CONTROLLER_RUNTIME_RECONCILE_TIME,
+    CONTROLLER_RUNTIME_RECONCILE_TOTAL,
+    RECONCILE_DURATION,
+    RECONCILE_TOTAL,
+)
 
 Key = TypeVar("Key", bound=Hashable)
 logger = structlog.get_logger(__name__)
@@ -33,8 +42,10 @@ class Controller(Generic[Key]):
         reconcile: Callable[[Key], Awaitable[Result]],
         *,
         concurrency: int = 4,
+        log_context: Callable[[Key], dict[str, str]] | None = None,
     ) -> None:
         self.name = name
+        self.log_context = log_context or (lambda key: {"key": str(key)})
         self.queue: WorkQueue[Key] = WorkQueue(name)
         self.concurrency = concurrency
         self._reconcile = reconcile
@@ -56,12 +67,28 @@ class Controller(Generic[Key]):
         return handler
 
     async def _handle(self, key: Key) -> None:
-        log = logger.bind(controller=self.name, key=str(key))
-        result = await self._reconcile(key)
-        self.queue.forget(key)
-        if result.requeue_after is not None:
-            log.debug("requeue", after=result.requeue_after)
-            self.queue.add_after(key, result.requeue_after)
+        """One reconcile, with its log context (controller, key, reconcile id) and metrics."""
+        reconcile_id = uuid.uuid4().hex[:12]
+        with structlog.contextvars.bound_contextvars(
+            controller=self.name, reconcile_id=reconcile_id, **self.log_context(key)
+        ):
+            started = time.monotonic()
+            outcome = "error"
+            try:
+                result = await self._reconcile(key)
+                outcome = "success" if result.requeue_after is None else "requeue_after"
+            finally:
+                elapsed = time.monotonic() - started
+                RECONCILE_TOTAL.labels(self.name, outcome).inc()
+                RECONCILE_DURATION.labels(self.name).observe(elapsed)
+                CONTROLLER_RUNTIME_RECONCILE_TOTAL.labels(self.name, outcome).inc()
+                CONTROLLER_RUNTIME_RECONCILE_TIME.labels(self.name).observe(elapsed)
+                if outcome == "error":
+                    CONTROLLER_RUNTIME_RECONCILE_ERRORS.labels(self.name).inc()
+            self.queue.forget(key)
+            if result.requeue_after is not None:
+                logger.debug("requeue", after=result.requeue_after)
+                self.queue.add_after(key, result.requeue_after)
 
     async def run(self) -> None:
         await run_workers(self.queue, self._handle, concurrency=self.concurrency)

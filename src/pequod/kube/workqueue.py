@@ -25,11 +25,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
 import structlog
+
+from pequod.metrics import (
+    WORK_IN_PROGRESS,
+    WORKQUEUE_ADDS,
+    WORKQUEUE_DEPTH,
+    WORKQUEUE_QUEUE_DURATION,
+    WORKQUEUE_RETRIES,
+    WORKQUEUE_WORK_DURATION,
+)
 
 logger = structlog.get_logger(__name__)
 
@@ -79,6 +89,11 @@ class WorkQueue(Generic[Key]):
         self._getters: deque[asyncio.Future[None]] = deque()
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._shut_down = False
+        # For the metrics: when each queued key was queued, when each processing key started.
+        self._queued_at: dict[Key, float] = {}
+        self._started_at: dict[Key, float] = {}
+        self._depth = WORKQUEUE_DEPTH.labels(name)
+        WORK_IN_PROGRESS.queues.add(self)
 
     def __len__(self) -> int:
         """The number of keys waiting to be handed out (not processing, not delayed)."""
@@ -113,10 +128,10 @@ class WorkQueue(Generic[Key]):
         if self._shut_down or key in self._dirty:
             return
         self._dirty.add(key)
+        WORKQUEUE_ADDS.labels(self.name).inc()
         if key in self._processing:
             return
-        self._queue.append(key)
-        self._wake_next_getter()
+        self._enqueue(key)
 
     def add_after(self, key: Key, delay: float) -> None:
         """Add ``key`` after ``delay`` seconds; at once if ``delay`` is not positive.
@@ -144,6 +159,7 @@ class WorkQueue(Generic[Key]):
         """Add ``key`` after its backoff (``next_backoff`` plus jitter) and count one failure."""
         delay = self.next_backoff(key) * (1 + random.uniform(0, self.jitter))
         self._failures[key] = self._failures.get(key, 0) + 1
+        WORKQUEUE_RETRIES.labels(self.name).inc()
         self.add_after(key, delay)
 
     def next_backoff(self, key: Key) -> float:
@@ -189,6 +205,10 @@ class WorkQueue(Generic[Key]):
         key = self._queue.popleft()
         self._dirty.discard(key)
         self._processing.add(key)
+        now = time.monotonic()
+        WORKQUEUE_QUEUE_DURATION.labels(self.name).observe(now - self._queued_at.pop(key, now))
+        self._started_at[key] = now
+        self._depth.set(len(self._queue))
         return key
 
     def done(self, key: Key) -> None:
@@ -199,10 +219,16 @@ class WorkQueue(Generic[Key]):
         if key not in self._processing:
             return
         self._processing.discard(key)
+        started = self._started_at.pop(key, None)
+        if started is not None:
+            WORKQUEUE_WORK_DURATION.labels(self.name).observe(time.monotonic() - started)
         if key in self._dirty:
-            self._queue.append(key)
-            self._wake_next_getter()
+            self._enqueue(key)
         self._notify_if_idle()
+
+    def processing_started(self) -> dict[Key, float]:
+        """When (monotonic time) each key being processed was handed out."""
+        return dict(self._started_at)
 
     def shut_down(self) -> None:
         """Stop accepting keys, cancel delayed adds and wake every waiting ``get()``.
@@ -229,6 +255,12 @@ class WorkQueue(Generic[Key]):
             finally:
                 if waiter in self._idle_waiters:
                     self._idle_waiters.remove(waiter)
+
+    def _enqueue(self, key: Key) -> None:
+        self._queue.append(key)
+        self._queued_at[key] = time.monotonic()
+        self._depth.set(len(self._queue))
+        self._wake_next_getter()
 
     def _add_delayed(self, key: Key) -> None:
         del self._delayed[key]

@@ -3,6 +3,7 @@ and on deletion removes the objects in reverse dependency order before letting t
 
 from __future__ import annotations
 
+import collections
 from typing import Any
 
 import structlog
@@ -13,12 +14,13 @@ from pequod.api.names import (
     RESOURCE_GRAPH_FINALIZER,
 )
 from pequod.executor.ownership import graph_of
-from pequod.executor.run import GraphExecutor, PassResult
+from pequod.executor.run import PHASES, GraphExecutor, PassResult
 from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
 from pequod.kube.resources import ResourceType
+from pequod.metrics import DAG_NODES, RESOURCES_MANAGED
 from pequod.operator.conditions import set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.instance_controller import RESOURCE_GRAPHS
@@ -75,7 +77,10 @@ class GraphReconciler:
         self.client = client
         self.events = events
         self.controller: Controller[GraphKey] = Controller(
-            "resourcegraph", self.reconcile, concurrency=concurrency
+            "resourcegraph",
+            self.reconcile,
+            concurrency=concurrency,
+            log_context=lambda key: {"kind": "ResourceGraph", "namespace": key[0], "name": key[1]},
         )
         self.graphs = manager.informer(
             RESOURCE_GRAPHS, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
@@ -85,6 +90,9 @@ class GraphReconciler:
             lambda e: [(e.object["metadata"]["namespace"], e.object["metadata"]["name"])],
         )
         self.live = ManagedObjects(client, manager, self._object_changed)
+        # Per graph: node counts by phase, and inventory size (summed into the gauges).
+        self._node_phases: dict[GraphKey, collections.Counter[str]] = {}
+        self._inventory_sizes: dict[GraphKey, int] = {}
         self.executor = GraphExecutor(
             client,
             manager.discovery,
@@ -102,6 +110,7 @@ class GraphReconciler:
         namespace, name = key
         graph = self.graphs.get(f"{namespace}/{name}")
         if graph is None:
+            self._record(key, None)
             return DONE
         finalizers = graph["metadata"].get("finalizers") or []
         if graph["metadata"].get("deletionTimestamp"):
@@ -124,16 +133,33 @@ class GraphReconciler:
                 [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
             )
             self.executor.forget(graph)
+            self._record(key, None)
             return DONE
         if RESOURCE_GRAPH_FINALIZER not in finalizers:
             await set_finalizers(
                 self.client, RESOURCE_GRAPHS, graph, [*finalizers, RESOURCE_GRAPH_FINALIZER]
             )
         result = await self.executor.execute(graph)
+        self._record(key, result)
         await self._report(graph, result)
         if result.phase in ("Ready", "DryRun") and result.retry_after is None:
             return DONE
         return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
+
+    def _record(self, key: GraphKey, result: PassResult | None) -> None:
+        """Updates pequod_dag_nodes and pequod_resources_managed with this graph's share."""
+        if result is None:
+            self._node_phases.pop(key, None)
+            self._inventory_sizes.pop(key, None)
+        else:
+            self._node_phases[key] = collections.Counter(n.phase for n in result.nodes.values())
+            self._inventory_sizes[key] = len(result.inventory)
+        totals: collections.Counter[str] = collections.Counter()
+        for phases in self._node_phases.values():
+            totals.update(phases)
+        for phase in PHASES:
+            DAG_NODES.labels(phase).set(totals.get(phase, 0))
+        RESOURCES_MANAGED.set(sum(self._inventory_sizes.values()))
 
     async def _report(self, graph: dict[str, Any], result: PassResult) -> None:
         previous = graph.get("status") or {}
@@ -164,5 +190,10 @@ class GraphReconciler:
             if previous.get("phase") != phase:
                 kind = "Warning" if phase == "Failed" else "Normal"
                 await self.events.record(graph, kind, phase, message)
+            if result.applied and not result.dry_run:
+                applied = [n.id for n in result.nodes.values() if n.applied_now]
+                await self.events.record(
+                    graph, "Normal", "Applied", f"applied {', '.join(applied)}"
+                )
             if result.pruned and not result.dry_run:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))

@@ -13,6 +13,7 @@ from pequod.cue.errors import tidy
 from pequod.cue.runner import CueError, CueSettings, run_cue
 from pequod.graph.model import SEVERITY_ERROR, Graph, Violation
 from pequod.graph.validate import GraphError, NamespacePolicy, build_graph
+from pequod.metrics import RENDER_CACHE_HITS, RENDER_CACHE_MISSES
 from pequod.module.source import ModuleSource
 from pequod.policy.evaluate import evaluate_policy
 from pequod.render.cache import RenderCache
@@ -84,7 +85,9 @@ class Renderer:
         cache_key = hash_value + "/" + canonical_json(namespaces.__dict__).decode()
         cached = self.cache.get(cache_key)
         if cached is not None:
+            RENDER_CACHE_HITS.inc()
             return cached
+        RENDER_CACHE_MISSES.inc()
         result = await self._render(module, instance, policies, namespaces, hash_value)
         self.cache.put(cache_key, result)
         return result
