@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -79,13 +80,17 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any] | None:
 class OperatorProcess:
     """``pequod run`` as a child process with its log in a file."""
 
-    def __init__(self, plane: ControlPlane, log_path: Path) -> None:
+    def __init__(
+        self, plane: ControlPlane, log_path: Path, *, kubeconfig: Path | None = None
+    ) -> None:
         self.plane = plane
+        self.kubeconfig = kubeconfig or plane.kubeconfig
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.metrics_port = free_port()
+        self.health_port = free_port()
 
-    def start(self, *extra: str) -> None:
+    def start(self, *extra: str, ready_line: str = "caches synced") -> None:
         log = self.log_path.open("ab")
         environment = dict(os.environ)
         self.process = subprocess.Popen(
@@ -94,10 +99,11 @@ class OperatorProcess:
                 "-m",
                 "pequod",
                 "run",
-                f"--kubeconfig={self.plane.kubeconfig}",
+                f"--kubeconfig={self.kubeconfig}",
                 "--log-format=console",
                 "--resync-period=0",
                 f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                f"--health-probe-bind-address=127.0.0.1:{self.health_port}",
                 # Short enough for a test to see a moved tag or branch picked up.
                 "--module-resolve-ttl=2",
                 "--module-fetch-timeout=5",
@@ -110,7 +116,7 @@ class OperatorProcess:
             cwd=REPOSITORY,
         )
         log.close()
-        wait_for(lambda: "caches synced" in self.log(), within=60, what="operator caches synced")
+        wait_for(lambda: ready_line in self.log(), within=60, what=f"operator: {ready_line}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None:
@@ -135,6 +141,15 @@ class OperatorProcess:
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
         return samples
+
+    def get(self, path: str, port: int | None = None) -> tuple[int, str]:
+        """GET on the operator's metrics (default) or probe port: (status, body)."""
+        url = f"http://127.0.0.1:{port or self.metrics_port}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
 
     def log(self) -> str:
         try:

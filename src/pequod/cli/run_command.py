@@ -10,6 +10,7 @@ from typing import Any
 
 import structlog
 
+from pequod.api.names import OPERATOR_NAMESPACE
 from pequod.operator.app import OperatorSettings, run_operator
 
 
@@ -44,27 +45,62 @@ def register(commands: Any) -> None:
         default=":8080",
         help="[host]:port serving /metrics (0: off)",
     )
+    run.add_argument(
+        "--health-probe-bind-address",
+        default=":8081",
+        help="[host]:port serving /healthz and /readyz (0: off)",
+    )
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="run as one of several replicas: only the holder of a Lease works",
+    )
+    run.add_argument("--leader-election-namespace", default=OPERATOR_NAMESPACE)
+    run.add_argument("--leader-election-id", default="pequod-operator", help="the Lease's name")
+    run.add_argument(
+        "--leader-election-lease-duration",
+        type=float,
+        default=15.0,
+        help="seconds a standby waits after the last renewal",
+    )
+    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0)
+    run.add_argument("--leader-election-retry-period", type=float, default=2.0)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "console"])
     run.set_defaults(run=_run)
 
 
 def configure_logging(level: str, log_format: str) -> None:
+    """structlog for Pequod and, through the same renderer, for the libraries' stdlib logging
+    (kubernetes-asyncio, aiohttp...): one line per event, JSON by default, with the context
+    a reconcile binds (controller, key, reconcile_id)."""
     numeric = logging.getLevelName(level.upper())
-    logging.basicConfig(stream=sys.stderr, level=numeric, format="%(message)s")
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(numeric)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
     )
@@ -85,6 +121,12 @@ def _run(arguments: argparse.Namespace) -> int:
         module_cache_bytes=arguments.module_cache_size * 1024 * 1024,
         module_resolve_ttl=arguments.module_resolve_ttl,
         module_fetch_timeout=arguments.module_fetch_timeout,
+        health_probe_bind_address=arguments.health_probe_bind_address,
+        leader_elect=arguments.leader_elect,
+        leader_election_namespace=arguments.leader_election_namespace,
+        leader_election_id=arguments.leader_election_id,
+        leader_election_lease_duration=arguments.leader_election_lease_duration,
+        leader_election_renew_deadline=arguments.leader_election_renew_deadline,
+        leader_election_retry_period=arguments.leader_election_retry_period,
     )
-    asyncio.run(run_operator(settings))
-    return 0
+    return asyncio.run(run_operator(settings))

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +38,8 @@ class Manager:
         self._controller_tasks: list[asyncio.Task[None]] = []
         self._running = False
         self.stopping = asyncio.Event()
+        self.synced = asyncio.Event()
+        """Set once every informer has listed and the controllers run."""
 
     # -- informers -------------------------------------------------------------------------
 
@@ -115,6 +115,7 @@ class Manager:
             self._controller_tasks.append(
                 asyncio.create_task(controller.run(), name=f"controller {controller.name}")
             )
+        self.synced.set()
 
     async def stop(self, *, grace_period: float = 10.0) -> None:
         """Stops taking work, lets in-flight reconciles finish (up to the grace period), then
@@ -140,26 +141,6 @@ class Manager:
         await asyncio.gather(*informer_tasks, return_exceptions=True)
         self._running = False
         logger.info("manager stopped")
-
-    async def run_until_signalled(self) -> None:
-        """Runs until SIGTERM or SIGINT, then stops cleanly."""
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
-        await self.start()
-        await stop.wait()
-        logger.info("signal received, shutting down")
-        # A second signal ends the process at once.
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, _exit_now)
-        await self.stop()
-
-
-def _exit_now() -> None:
-    logger.warning("second signal, exiting without waiting")
-    os._exit(1)
 
 
 def dump_tasks() -> None:

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from pequod.api.names import OPERATOR_NAMESPACE
 from pequod.cue.runner import CueSettings
 from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.kube.client import KubeClient
-from pequod.kube.manager import Manager
+from pequod.kube.leaderelection import LeaderElector, LeaseSettings
+from pequod.kube.manager import Manager, dump_tasks
+from pequod.metrics import LEADER
 from pequod.operator.events import EventRecorder
 from pequod.operator.graph_controller import GraphReconciler
-from pequod.operator.http_server import HttpServer, parse_bind_address
+from pequod.operator.health import HealthChecks
+from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
 from pequod.operator.module_sources import module_cache_root
 from pequod.operator.registry import ApiRegistry
@@ -34,6 +43,13 @@ class OperatorSettings:
     apply_concurrency: int = 8
     ready_timeout: float = 600.0
     metrics_bind_address: str = ":8080"
+    health_probe_bind_address: str = ":8081"
+    leader_elect: bool = False
+    leader_election_namespace: str = OPERATOR_NAMESPACE
+    leader_election_id: str = "pequod-operator"
+    leader_election_lease_duration: float = 15.0
+    leader_election_renew_deadline: float = 10.0
+    leader_election_retry_period: float = 2.0
     module_cache_dir: str | None = None
     module_cache_bytes: int = 512 * 1024 * 1024
     module_resolve_ttl: float = 60.0
@@ -91,17 +107,95 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     return Operator(client, manager, registry, renderer, transforms, instances, graphs)
 
 
-async def run_operator(settings: OperatorSettings) -> None:
-    bind = parse_bind_address(settings.metrics_bind_address)
+async def run_operator(settings: OperatorSettings) -> int:
+    """Runs until SIGTERM or SIGINT (0), or until leadership is lost (1)."""
+    metrics_bind = parse_bind_address(settings.metrics_bind_address)
+    health_bind = parse_bind_address(settings.health_probe_bind_address)
     operator = await build_operator(settings)
-    server = HttpServer(*bind) if bind else None
+    elector = (
+        LeaderElector(
+            operator.client,
+            LeaseSettings(
+                namespace=settings.leader_election_namespace,
+                name=settings.leader_election_id,
+                identity=f"{socket.gethostname()}_{os.getpid()}",
+                lease_duration=settings.leader_election_lease_duration,
+                renew_deadline=settings.leader_election_renew_deadline,
+                retry_period=settings.leader_election_retry_period,
+            ),
+        )
+        if settings.leader_elect
+        else None
+    )
+    health = HealthChecks(
+        operator.client,
+        operator.manager,
+        CueSettings(timeout_seconds=settings.cue_timeout),
+        elector,
+    )
+    servers: list[HttpServer] = []
+    if metrics_bind:
+        servers.append(HttpServer(*metrics_bind, {"/metrics": metrics_handler}))
+    if health_bind:
+        servers.append(
+            HttpServer(*health_bind, {"/healthz": health.healthz, "/readyz": health.readyz})
+        )
+    stop = _signals()
     try:
-        if server is not None:
+        for server in servers:
             port = await server.start()
-            logger.info("serving metrics", address=f"{server.host}:{port}", path="/metrics")
+            logger.info("serving", address=f"{server.host}:{port}", paths=server.paths)
+        if elector is not None and not await _first(elector.acquire(), stop.wait()):
+            return 0
+        LEADER.set(1)
         logger.info("pequod operator starting")
-        await operator.manager.run_until_signalled()
+        await operator.manager.start()
+        lost = await _first(stop.wait(), elector.hold()) if elector else await stop.wait()
+        if elector is not None and lost is False:
+            logger.error("leadership lost: stopping so that a new leader takes over cleanly")
+            LEADER.set(0)
+            await operator.manager.stop()
+            return 1
+        logger.info("signal received, shutting down")
+        await operator.manager.stop()
+        if elector is not None:
+            await elector.release()
+        return 0
     finally:
-        if server is not None:
+        LEADER.set(0)
+        for server in servers:
             await server.stop()
         await operator.client.close()
+
+
+def _signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT; a second signal exits at once; SIGUSR1 logs where
+    every task waits."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def first_signal() -> None:
+        stop.set()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, _exit_now)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, first_signal)
+    loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    return stop
+
+
+def _exit_now() -> None:
+    logger.warning("second signal, exiting without waiting")
+    os._exit(1)
+
+
+async def _first(winner: Awaitable[object], other: Awaitable[object]) -> bool:
+    """Runs both; True when ``winner`` finishes first (the other is cancelled)."""
+    first = asyncio.ensure_future(winner)
+    second = asyncio.ensure_future(other)
+    done, pending = await asyncio.wait({first, second}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return first in done

@@ -1,11 +1,16 @@
-"""The operator's HTTP endpoint: Prometheus metrics on /metrics."""
+"""The operator's HTTP endpoints: Prometheus metrics (/metrics) and the probes (/healthz,
+/readyz), each on its own bind address as controller-runtime does (:8080 and :8081)."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from pequod.metrics import REGISTRY
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def parse_bind_address(address: str) -> tuple[str, int] | None:
@@ -18,17 +23,19 @@ def parse_bind_address(address: str) -> tuple[str, int] | None:
     return host or "0.0.0.0", int(port)
 
 
-async def _metrics(_: web.Request) -> web.Response:
+async def metrics_handler(_: web.Request) -> web.Response:
     body = generate_latest(REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 class HttpServer:
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Handler]) -> None:
         self.host = host
         self.port = port
+        self.paths = sorted(routes)
         app = web.Application()
-        app.router.add_get("/metrics", _metrics)
+        for path, handler in routes.items():
+            app.router.add_get(path, handler)
         self._runner = web.AppRunner(app, access_log=None)
 
     async def start(self) -> int:

@@ -69,12 +69,20 @@ class InstanceReconciler:
         self.renderer = renderer
         self.events = events
         self.controller: Controller[InstanceKey] = Controller(
-            "instance", self.reconcile, concurrency=concurrency
+            "instance",
+            self.reconcile,
+            concurrency=concurrency,
+            log_context=self._log_context,
         )
         self.graphs: Informer = manager.informer(
             RESOURCE_GRAPHS, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
         )
         self.controller.watch(self.graphs, _owner_of_graph)
+
+    def _log_context(self, key: InstanceKey) -> dict[str, str]:
+        served = self.registry.get(key.transform)
+        kind = served.resource_type.kind if served else key.transform
+        return {"kind": kind, "namespace": key.namespace, "name": key.name}
 
     async def reconcile(self, key: InstanceKey) -> Result:
         served = self.registry.get(key.transform)

@@ -79,7 +79,12 @@ class TransformReconciler:
         self.instances = instances
         self.events = events
         self.cue_settings = cue_settings
-        self.controller: Controller[str] = Controller("transform", self.reconcile, concurrency=2)
+        self.controller: Controller[str] = Controller(
+            "transform",
+            self.reconcile,
+            concurrency=2,
+            log_context=lambda name: {"kind": "Transform", "name": name},
+        )
         self.informer: Informer = manager.informer(TRANSFORMS)
         self.controller.watch(self.informer, lambda e: [e.object["metadata"]["name"]])
         self._watched_config_maps: set[tuple[str, str, str]] = set()

@@ -221,6 +221,7 @@ class Sandbox:
                 f"--kubeconfig={kubeconfig}",
                 "--log-format=console",
                 f"--metrics-bind-address=127.0.0.1:{metrics_port}",
+                f"--health-probe-bind-address=127.0.0.1:{free_port()}",
                 *self.operator_arguments,
             ],
             self.state.operator_log,
