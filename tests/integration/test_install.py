@@ -1,0 +1,208 @@
+"""The production install on a control plane of its own: the kustomization applies, the
+Deployment passes the namespace's "restricted" Pod Security and becomes Available, and two
+operator replicas running with the ServiceAccount's token (not an admin) elect a leader, do
+the work, hand over when the leader is killed, and release the Lease when stopped. The
+leader's /metrics then has every metric docs/operations.md documents, and its probes answer."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pequod.controlplane import ControlPlane
+from tests.operator_harness import REPOSITORY, Kubectl, OperatorProcess, condition, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
+
+MANIFESTS = REPOSITORY / "manifests"
+LEADER_FLAGS = (
+    "--leader-elect",
+    "--leader-election-lease-duration=4",
+    "--leader-election-renew-deadline=3",
+    "--leader-election-retry-period=0.5",
+)
+
+
+def documented_metrics() -> list[str]:
+    text = (REPOSITORY / "docs" / "operations.md").read_text()
+    return re.findall(r"^\| `([a-z_]+)` \| (?:gauge|counter|histogram) ", text, re.MULTILINE)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = yaml.safe_load((MANIFESTS / "kustomization.yaml").read_text())["resources"]
+    files = sorted(
+        str(p.relative_to(MANIFESTS))
+        for p in MANIFESTS.rglob("*.yaml")
+        if p.name != "kustomization.yaml"
+    )
+    assert sorted(listed) == files
+
+
+def test_deployment_is_hardened() -> None:
+    deployment = yaml.safe_load((MANIFESTS / "operator" / "deployment.yaml").read_text())
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    context = container["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert "--leader-elect" in container["args"]
+
+
+@pytest.fixture(scope="module")
+def install_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlPlane]:
+    plane = ControlPlane(tmp_path_factory.mktemp("install-plane"))
+    plane.start()
+    try:
+        plane.start_workloads()
+        yield plane
+    finally:
+        plane.stop()
+
+
+def service_account_kubeconfig(plane: ControlPlane, kubectl: Kubectl, path: Path) -> Path:
+    token = kubectl.run(
+        "create", "token", "pequod", "-n", "pequod-system", "--duration=2h"
+    ).stdout.strip()
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "install",
+                        "cluster": {
+                            "server": plane.server,
+                            "certificate-authority": str(plane.ca_certificate),
+                        },
+                    }
+                ],
+                "users": [{"name": "pequod", "user": {"token": token}}],
+                "contexts": [
+                    {"name": "pequod", "context": {"cluster": "install", "user": "pequod"}}
+                ],
+                "current-context": "pequod",
+            }
+        )
+    )
+    return path
+
+
+def lease(kubectl: Kubectl) -> dict[str, Any]:
+    found: dict[str, Any] = kubectl.get("lease", "pequod-operator", "-n", "pequod-system") or {}
+    return found.get("spec") or {}
+
+
+def holder_pid(kubectl: Kubectl) -> int | None:
+    identity = lease(kubectl).get("holderIdentity") or ""
+    return int(identity.rsplit("_", 1)[1]) if "_" in identity else None
+
+
+def instance_ready(kubectl: Kubectl, name: str) -> None:
+    def ready() -> bool:
+        found = kubectl.get("webservice", name, "-n", "default")
+        ready_condition = condition(found, "Ready")
+        return bool(ready_condition and ready_condition["status"] == "True")
+
+    wait_for(ready, within=120, what=f"WebService {name} Ready")
+
+
+def web_service(name: str) -> str:
+    return (
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: WebService\n"
+        f"metadata:\n  name: {name}\n  namespace: default\n"
+        "spec:\n  image: docker.io/nginxinc/nginx-unprivileged:1.27\n  replicas: 1\n"
+    )
+
+
+def test_install_run_as_the_service_account_with_leader_election(
+    install_plane: ControlPlane, tmp_path: Path
+) -> None:
+    kubectl = Kubectl(install_plane)
+    kubectl.run("apply", "--server-side", "-k", str(MANIFESTS))
+    kubectl.run(
+        "wait",
+        "--for=condition=Available",
+        "deployment/pequod",
+        "-n",
+        "pequod-system",
+        "--timeout=120s",
+    )
+    kubeconfig = service_account_kubeconfig(install_plane, kubectl, tmp_path / "sa.kubeconfig")
+    replicas = [
+        OperatorProcess(install_plane, tmp_path / f"replica-{i}.log", kubeconfig=kubeconfig)
+        for i in range(2)
+    ]
+    try:
+        replicas[0].start(*LEADER_FLAGS, "--log-format=json")
+        replicas[1].start(*LEADER_FLAGS, ready_line="waiting for the leader lease")
+        by_pid = {r.process.pid: r for r in replicas if r.process is not None}
+        leader = by_pid[wait_for(lambda: holder_pid(kubectl), what="a lease holder")]
+        standby = next(r for r in replicas if r is not leader)
+        assert leader is replicas[0]
+
+        kubectl.run("apply", "-f", str(REPOSITORY / "examples" / "transforms.yaml"))
+        kubectl.run("wait", "--for=condition=Ready", "transform/webservice", "--timeout=120s")
+        kubectl.apply(web_service("first"))
+        instance_ready(kubectl, "first")
+
+        # Events tell the story on the instance and on its graph.
+        reasons = {
+            (e["involvedObject"]["kind"], e["reason"])
+            for e in kubectl.get("events", "-n", "default")["items"]
+        }
+        assert {("WebService", "Rendered"), ("ResourceGraph", "Applied")} <= reasons
+        assert ("ResourceGraph", "Ready") in reasons
+
+        # Everything docs/operations.md documents is exported after real reconciles.
+        status, text = leader.get("/metrics")
+        assert status == 200
+        missing = [
+            m for m in documented_metrics() if f"\n{m}" not in text and f"# TYPE {m}" not in text
+        ]
+        assert not missing, missing
+        assert "pequod_leader 1.0" in text
+        assert leader.get("/healthz", leader.health_port)[0] == 200
+        readiness = leader.get("/readyz", leader.health_port)
+        assert readiness[0] == 200, readiness[1]
+        assert standby.get("/readyz", standby.health_port)[0] == 200
+        # JSON log lines carry the reconcile's context.
+        lines = [json.loads(line) for line in leader.log().splitlines() if line.startswith("{")]
+        assert any(
+            line.get("controller") == "instance"
+            and line.get("kind") == "WebService"
+            and line.get("name") == "first"
+            and line.get("reconcile_id")
+            for line in lines
+        )
+
+        # The leader dies without releasing: the standby takes over once the lease expires.
+        transitions = int(lease(kubectl).get("leaseTransitions") or 0)
+        leader.stop(signal.SIGKILL)
+        assert standby.process is not None
+        wait_for(
+            lambda: holder_pid(kubectl) == standby.process.pid,  # type: ignore[union-attr]
+            within=30,
+            what="the standby holding the lease",
+        )
+        assert int(lease(kubectl).get("leaseTransitions") or 0) == transitions + 1
+        kubectl.apply(web_service("second"))
+        instance_ready(kubectl, "second")
+
+        # A clean stop releases the lease.
+        assert standby.stop(signal.SIGTERM) == 0
+        assert not lease(kubectl).get("holderIdentity")
+        assert "leader lease released" in standby.log()
+    finally:
+        for replica in replicas:
+            replica.stop(signal.SIGKILL)
