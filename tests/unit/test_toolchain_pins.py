@@ -57,7 +57,7 @@ replace (
 
 def test_every_tool_is_pinned_to_an_exact_version() -> None:
     pins = load_pins()
-    assert set(pins) == {"cue", "etcd", "kubernetes", "kwok"}
+    assert set(pins) == {"cue", "etcd", "kubernetes", "kwok", "helm"}
     for pin in pins.values():
         assert pin.version.startswith("v")
         assert pin.version.count(".") == 2
