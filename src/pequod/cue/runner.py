@@ -62,14 +62,26 @@ async def run_cue(
     """
     settings = settings or CueSettings()
     started = time.monotonic()
-    process = await asyncio.create_subprocess_exec(
-        str(settings.resolve_binary()),
-        *arguments,
-        cwd=cwd,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    creation = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            str(settings.resolve_binary()),
+            *arguments,
+            cwd=cwd,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
     )
+    try:
+        # Cancelling create_subprocess_exec half-way can leave it waiting forever for the
+        # pipes of a process it has already killed (CPython 3.11); let it finish, then stop
+        # the process ourselves.
+        process = await asyncio.shield(creation)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            orphan = await creation
+            await _abandon(orphan, [])
+        raise
     assert process.stdout is not None
     assert process.stderr is not None
     readers = [
