@@ -4,6 +4,7 @@ a ResourceGraph."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -25,6 +26,7 @@ from pequod.api.names import (
 )
 from pequod.cue.runner import CueError
 from pequod.delivery.fetcher import ModuleFetcher
+from pequod.graph.model import Violation
 from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
@@ -38,7 +40,7 @@ from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
-from pequod.render.instance import Instance
+from pequod.render.instance import Instance, render_hash
 from pequod.render.render import Renderer, RenderError, RenderResult
 
 logger = structlog.get_logger(__name__)
@@ -111,10 +113,31 @@ class InstanceReconciler:
                 served, instance, status, "Validated", refused.reason, refused.message
             )
             return DONE
+        graph_name = resource_graph_name(served.resource_type.kind, key.name)
+        graph = self.graphs.get(f"{key.namespace}/{graph_name}")
+        rendered = Instance.from_object(instance)
+        expected_hash = render_hash(
+            module.digest, rendered, tuple(p.digest for p in served.policies)
+        )
+        if graph is not None and _graph_is_current(graph, served, expected_hash, instance):
+            # Nothing the render depends on changed since this graph was written (a resync,
+            # a restart, a status change): no cue run and no graph write.
+            await self._write_status(
+                instance,
+                status,
+                served,
+                module,
+                pinned,
+                RenderSummary.of_graph(graph),
+                graph_name,
+                graph.get("status") or {},
+                generation,
+            )
+            return DONE
         try:
             result = await self.renderer.render(
                 module,
-                Instance.from_object(instance),
+                rendered,
                 policies=served.policies,
                 namespaces=served.namespace_policy(key.namespace),
             )
@@ -131,8 +154,6 @@ class InstanceReconciler:
                 served, instance, status, "Validated", "PolicyViolation", "; ".join(errors)
             )
             return DONE
-        graph_name = resource_graph_name(served.resource_type.kind, key.name)
-        graph = self.graphs.get(f"{key.namespace}/{graph_name}")
         graph_spec = (graph or {}).get("spec") or {}
         if (
             graph is None
@@ -151,7 +172,15 @@ class InstanceReconciler:
             )
         graph_status = (graph or {}).get("status") or {}
         await self._write_status(
-            instance, status, served, module, pinned, result, graph_name, graph_status, generation
+            instance,
+            status,
+            served,
+            module,
+            pinned,
+            RenderSummary.of_result(result),
+            graph_name,
+            graph_status,
+            generation,
         )
         return DONE
 
@@ -305,7 +334,7 @@ class InstanceReconciler:
         served: ServedApi,
         module: ModuleSource,
         pinned: dict[str, str] | None,
-        result: RenderResult,
+        result: RenderSummary,
         graph_name: str,
         graph_status: dict[str, Any],
         generation: int | None,
@@ -319,18 +348,18 @@ class InstanceReconciler:
             "the spec and the rendered graph are allowed",
             generation,
         )
-        warnings = [str(v) for v in result.violations]
+        warnings = result.warnings
         conditions = set_condition(
             conditions,
             "Rendered",
             True,
             "Rendered",
-            f"{len(result.graph.nodes)} nodes"
+            f"{result.node_count} nodes"
             + (f"; warnings: {'; '.join(warnings)}" if warnings else ""),
             generation,
         )
         graph_phase = graph_status.get("phase") or "Pending"
-        total = len(result.graph.nodes)
+        total = result.node_count
         ready_nodes = int(graph_status.get("readyNodes") or 0)
         graph_ready = (
             is_true(graph_status.get("conditions") or [], "Ready") and graph_phase == "Ready"
@@ -356,9 +385,63 @@ class InstanceReconciler:
             "renderHash": result.render_hash,
             "readyNodes": ready_nodes,
             "totalNodes": total,
-            "violations": [v.to_dict() for v in result.violations],
+            "violations": result.violations,
         }
         await write_status(self.client, served.resource_type, instance, desired)
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    """What the instance's status says about its render, from a fresh render or from the
+    graph a previous render wrote."""
+
+    node_count: int
+    violations: list[dict[str, Any]]
+    warnings: list[str]
+    render_hash: str
+
+    @classmethod
+    def of_result(cls, result: RenderResult) -> RenderSummary:
+        return cls(
+            len(result.graph.nodes),
+            [v.to_dict() for v in result.violations],
+            [str(v) for v in result.violations],
+            result.render_hash,
+        )
+
+    @classmethod
+    def of_graph(cls, graph: dict[str, Any]) -> RenderSummary:
+        spec = graph["spec"]
+        violations = list(spec.get("violations") or [])
+        return cls(
+            len(spec.get("nodes") or []),
+            violations,
+            [
+                str(
+                    Violation(
+                        v["path"], v["message"], v.get("severity", "Error"), v.get("source", "")
+                    )
+                )
+                for v in violations
+            ],
+            spec["metadata"]["renderHash"],
+        )
+
+
+def _graph_is_current(
+    graph: dict[str, Any], served: ServedApi, expected_hash: str, instance: dict[str, Any]
+) -> bool:
+    """The graph was rendered from exactly this module, these policies, this input and this
+    namespace policy, and is not being deleted."""
+    spec = graph.get("spec") or {}
+    metadata = spec.get("metadata") or {}
+    return (
+        not graph["metadata"].get("deletionTimestamp")
+        and metadata.get("renderHash") == expected_hash
+        and bool(spec.get("dryRun")) == _dry_run(instance)
+        and list(metadata.get("allowedNamespaces") or []) == list(served.allowed_namespaces)
+        and bool(metadata.get("allowClusterScoped")) == served.allow_cluster_scoped
+    )
 
 
 def _dry_run(instance: dict[str, Any]) -> bool:
