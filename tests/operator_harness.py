@@ -140,6 +140,11 @@ class OperatorProcess:
             if line and not line.startswith("#"):
                 name, _, value = line.rpartition(" ")
                 samples[name] = float(value)
+        # Totals over labels too, under the bare name ("pequod_reconcile_total").
+        for name, value in list(samples.items()):
+            if "{" in name:
+                bare = name.split("{", 1)[0]
+                samples[bare] = samples.get(bare, 0.0) + value
         return samples
 
     def get(self, path: str, port: int | None = None) -> tuple[int, str]:

@@ -145,6 +145,17 @@ RESOURCES_MANAGED = Gauge(
     "Objects in the inventories of all ResourceGraphs.",
     registry=REGISTRY,
 )
+API_REQUESTS = Counter(
+    "pequod_api_requests_total",
+    "Requests to the API server, by verb (get, list, watch, create, apply, patch, delete).",
+    ["verb"],
+    registry=REGISTRY,
+)
+LEASE_UPDATES = Counter(
+    "pequod_leader_election_lease_updates_total",
+    "Writes to the leader election Lease (acquisitions and renewals).",
+    registry=REGISTRY,
+)
 LEADER = Gauge(
     "pequod_leader",
     "1 while this replica holds the leader election lease (or runs without election).",

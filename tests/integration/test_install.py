@@ -117,6 +117,31 @@ def instance_ready(kubectl: Kubectl, name: str) -> None:
     wait_for(ready, within=120, what=f"WebService {name} Ready")
 
 
+def cue_runs(metrics: dict[str, float]) -> float:
+    return sum(
+        v for k, v in metrics.items() if k.startswith("pequod_cue_eval_duration_seconds_count")
+    )
+
+
+def writes(metrics: dict[str, float]) -> float:
+    """Writes to the API server, the leader's Lease renewals aside."""
+    return sum(
+        v
+        for k, v in metrics.items()
+        if k.startswith("pequod_api_requests_total")
+        and any(f'verb="{verb}"' in k for verb in ("create", "apply", "patch", "delete"))
+    ) - metrics.get("pequod_leader_election_lease_updates_total", 0.0)
+
+
+def queues_idle(operator: OperatorProcess) -> bool:
+    metrics = operator.metrics()
+    return all(
+        v == 0
+        for k, v in metrics.items()
+        if k.startswith(("workqueue_depth", "workqueue_unfinished_work_seconds"))
+    )
+
+
 def web_service(name: str) -> str:
     return (
         "apiVersion: platform.pequod.io/v1alpha1\nkind: WebService\n"
@@ -155,6 +180,21 @@ def test_install_run_as_the_service_account_with_leader_election(
         kubectl.run("wait", "--for=condition=Ready", "transform/webservice", "--timeout=120s")
         kubectl.apply(web_service("first"))
         instance_ready(kubectl, "first")
+
+        # A full resync (SIGHUP) of an unchanged cluster costs no cue run and no write.
+        before = leader.metrics()
+        assert leader.process is not None
+        leader.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: "full resync" in leader.log(), what="resync logged")
+        wait_for(lambda: queues_idle(leader), what="queues idle after the resync")
+        after = leader.metrics()
+        assert after["pequod_reconcile_total"] > before["pequod_reconcile_total"]
+        assert cue_runs(after) == cue_runs(before)
+        assert writes(after) == writes(before), {
+            k: (before.get(k), v)
+            for k, v in after.items()
+            if k.startswith("pequod_api_requests_total") and before.get(k) != v
+        }
 
         # Events tell the story on the instance and on its graph.
         reasons = {

@@ -14,6 +14,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
 from pequod.kube.resources import ResourceType
+from pequod.metrics import API_REQUESTS
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
@@ -63,6 +64,7 @@ class RequestCounters:
 
     def count(self, verb: str) -> None:
         self.by_verb[verb] = self.by_verb.get(verb, 0) + 1
+        API_REQUESTS.labels(verb).inc()
 
     @property
     def writes(self) -> int:

@@ -222,8 +222,12 @@ class Informer:
     async def _resync_loop(self, period: float) -> None:
         while True:
             await asyncio.sleep(period)
-            for obj in list(self.store.values()):
-                self._dispatch(InformerEvent("RESYNC", obj))
+            self.resync()
+
+    def resync(self) -> None:
+        """Hands every cached object to the handlers again (client-go's resync)."""
+        for obj in list(self.store.values()):
+            self._dispatch(InformerEvent("RESYNC", obj))
 
     def _dispatch(self, event: InformerEvent) -> None:
         for handler in list(self._handlers):

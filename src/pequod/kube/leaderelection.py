@@ -17,6 +17,7 @@ import structlog
 
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.resources import ResourceType
+from pequod.metrics import LEASE_UPDATES
 
 logger = structlog.get_logger(__name__)
 
@@ -159,6 +160,7 @@ class LeaderElector:
             spec["acquireTime"] = _format(now)
             spec["leaseTransitions"] = int(current.get("leaseTransitions") or 0) + 1
         try:
+            LEASE_UPDATES.inc()
             await self.client.merge_patch(
                 LEASES,
                 settings.name,

@@ -87,6 +87,12 @@ class Manager:
     def _start_informer(self, informer: Informer) -> asyncio.Task[None]:
         return asyncio.create_task(informer.run(), name=f"informer {informer.resource_type}")
 
+    def resync(self) -> None:
+        """Every informer hands its whole cache to its handlers again, now."""
+        for informer, _ in list(self._informers.values()):
+            informer.resync()
+        logger.info("full resync", informers=len(self._informers))
+
     @property
     def informer_count(self) -> int:
         return len(self._informers)

@@ -140,7 +140,7 @@ async def run_operator(settings: OperatorSettings) -> int:
         servers.append(
             HttpServer(*health_bind, {"/healthz": health.healthz, "/readyz": health.readyz})
         )
-    stop = _signals()
+    stop = _signals(operator.manager)
     try:
         for server in servers:
             port = await server.start()
@@ -168,9 +168,9 @@ async def run_operator(settings: OperatorSettings) -> int:
         await operator.client.close()
 
 
-def _signals() -> asyncio.Event:
+def _signals(manager: Manager) -> asyncio.Event:
     """An event set by SIGTERM or SIGINT; a second signal exits at once; SIGUSR1 logs where
-    every task waits."""
+    every task waits; SIGHUP asks for a full resync."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -182,6 +182,7 @@ def _signals() -> asyncio.Event:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, first_signal)
     loop.add_signal_handler(signal.SIGUSR1, dump_tasks)
+    loop.add_signal_handler(signal.SIGHUP, manager.resync)
     return stop
 
 

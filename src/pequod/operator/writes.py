@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import structlog
+
 from pequod.api.names import FIELD_MANAGER
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.resources import ResourceType
+
+logger = structlog.get_logger(__name__)
 
 
 async def set_finalizers(
@@ -38,9 +42,17 @@ async def write_status(
     client: KubeClient, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any]
 ) -> bool:
     """Writes ``status`` unless it equals the stored one. Returns whether it wrote."""
-    if json.dumps(status, sort_keys=True) == json.dumps(obj.get("status") or {}, sort_keys=True):
+    stored = obj.get("status") or {}
+    if json.dumps(status, sort_keys=True) == json.dumps(stored, sort_keys=True):
         return False
     metadata = obj["metadata"]
+    logger.debug(
+        "status write",
+        object=f"{rt.kind} {metadata.get('namespace', '')}/{metadata['name']}",
+        changed=sorted(
+            k for k in {*status, *stored} if json.dumps(status.get(k)) != json.dumps(stored.get(k))
+        ),
+    )
     try:
         await client.merge_patch(
             rt,
