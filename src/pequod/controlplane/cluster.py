@@ -28,7 +28,7 @@ from pequod.controlplane.pki import (
 from pequod.controlplane.process import ComponentProcess
 from pequod.toolchain.locate import find_binary
 
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"
 KWOK_NODE_NAME = "kwok-node-0"
 STORAGE_CLASS_NAME = "standard"
 _ADMIN = Identity("admin", "pequod-admin", ("system:masters",))
