@@ -19,6 +19,9 @@ def register(commands: Any) -> None:
     run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG/~/.kube/config")
     run.add_argument("--context")
     run.add_argument("--concurrency", type=int, default=4, help="instances reconciled at once")
+    run.add_argument(
+        "--graph-concurrency", type=int, default=16, help="ResourceGraphs executed at once"
+    )
     run.add_argument("--resync-period", type=float, default=600.0, help="seconds (0: never)")
     run.add_argument("--cue-timeout", type=float, default=10.0)
     run.add_argument("--apply-concurrency", type=int, default=8, help="objects applied at once")
@@ -112,6 +115,7 @@ def _run(arguments: argparse.Namespace) -> int:
         kubeconfig=arguments.kubeconfig,
         context=arguments.context,
         instance_concurrency=arguments.concurrency,
+        graph_concurrency=arguments.graph_concurrency,
         resync_period=arguments.resync_period or None,
         cue_timeout=arguments.cue_timeout,
         apply_concurrency=arguments.apply_concurrency,

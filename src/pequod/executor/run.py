@@ -281,7 +281,7 @@ class GraphExecutor:
                 except ApiError as error:
                     if not error.conflict or live is None:
                         raise
-                    appliers = _other_appliers(live)
+                    appliers = _other_appliers(await self._fresh(rt, live))
                     if appliers:
                         status.phase = ERROR
                         status.last_error = (
@@ -360,7 +360,7 @@ class GraphExecutor:
             except ApiError as error:
                 if not error.conflict or live is None:
                     raise
-                appliers = _other_appliers(live)
+                appliers = _other_appliers(await self._fresh(rt, live))
                 if appliers:
                     status.phase = ERROR
                     status.last_error = (
@@ -376,6 +376,13 @@ class GraphExecutor:
         else:
             status.ready_details = "would update: " + ", ".join(changed_fields(live, desired))
         return True
+
+    async def _fresh(self, rt: ResourceType, live: dict[str, Any]) -> dict[str, Any]:
+        """The object as the API server has it now, managedFields included (the cache
+        strips them)."""
+        metadata = live["metadata"]
+        found = await self.client.get(rt, metadata["name"], metadata.get("namespace"))
+        return found if found is not None else live
 
     def _confine(
         self, graph: dict[str, Any], rt: ResourceType, desired: dict[str, Any]

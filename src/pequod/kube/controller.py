@@ -25,6 +25,26 @@ Key = TypeVar("Key", bound=Hashable)
 logger = structlog.get_logger(__name__)
 
 
+def spec_or_metadata_changed(event: InformerEvent) -> bool:
+    """controller-runtime's GenerationChangedPredicate, with the metadata a reconcile reads:
+    lets through everything but updates that changed only the status (the reconciler's own
+    status writes, which would otherwise bring every object back once more)."""
+    if event.type != "MODIFIED" or event.old is None:
+        return True
+    new, old = event.object["metadata"], event.old["metadata"]
+    return any(
+        new.get(field) != old.get(field)
+        for field in (
+            "generation",
+            "labels",
+            "annotations",
+            "finalizers",
+            "deletionTimestamp",
+            "ownerReferences",
+        )
+    )
+
+
 @dataclass(frozen=True)
 class Result:
     """What a reconcile asks for next: nothing, or another look after ``requeue_after`` s."""
@@ -54,12 +74,18 @@ class Controller(Generic[Key]):
         self.queue.add(key)
 
     def watch(
-        self, informer: Informer, keys_of: Callable[[InformerEvent], Iterable[Key]]
+        self,
+        informer: Informer,
+        keys_of: Callable[[InformerEvent], Iterable[Key]],
+        *,
+        predicate: Callable[[InformerEvent], bool] | None = None,
     ) -> Callable[[InformerEvent], None]:
-        """Enqueues the keys ``keys_of`` maps each event of ``informer`` to. Returns the handler
-        (to remove it again when the source goes away)."""
+        """Enqueues the keys ``keys_of`` maps each event of ``informer`` to, for the events
+        ``predicate`` lets through. Returns the handler (to remove it when the source goes)."""
 
         def handler(event: InformerEvent) -> None:
+            if predicate is not None and not predicate(event):
+                return
             for key in keys_of(event):
                 self.queue.add(key)
 

@@ -138,6 +138,7 @@ class Informer:
         for item in listing.get("items", []):
             item.setdefault("kind", kind)
             item.setdefault("apiVersion", api_version)
+            _strip(item)
             fresh[object_key(item)] = item
         self._replace(fresh)
         self.synced.set()
@@ -207,6 +208,7 @@ class Informer:
             return
         obj.setdefault("kind", self.resource_type.kind)
         obj.setdefault("apiVersion", self.resource_type.api_version)
+        _strip(obj)
         key = object_key(obj)
         if event["type"] == "DELETED":
             self.store.pop(key, None)
@@ -238,6 +240,13 @@ class Informer:
             handler(event)
         except Exception:
             logger.exception("informer handler failed", resource=str(self.resource_type))
+
+
+def _strip(obj: dict[str, Any]) -> None:
+    """Cached objects go without managedFields (controller-runtime's default transform): they
+    are often the largest part of an object and no reader of the cache needs them; whoever
+    does reads the object from the API server."""
+    obj.get("metadata", {}).pop("managedFields", None)
 
 
 def _version(obj: dict[str, Any]) -> str:

@@ -37,6 +37,7 @@ class OperatorSettings:
     kubeconfig: str | None = None
     context: str | None = None
     instance_concurrency: int = 4
+    graph_concurrency: int = 16
     resync_period: float | None = 600.0
     cue_timeout: float = 10.0
     render_cache_entries: int = 4096
@@ -98,6 +99,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         client,
         manager,
         events,
+        concurrency=settings.graph_concurrency,
         apply_concurrency=settings.apply_concurrency,
         ready_timeout=settings.ready_timeout,
     )

@@ -16,7 +16,7 @@ from pequod.api.names import (
 from pequod.executor.ownership import graph_of
 from pequod.executor.run import PHASES, GraphExecutor, PassResult
 from pequod.kube.client import KubeClient
-from pequod.kube.controller import DONE, Controller, Result
+from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
 from pequod.kube.resources import ResourceType
@@ -88,6 +88,7 @@ class GraphReconciler:
         self.controller.watch(
             self.graphs,
             lambda e: [(e.object["metadata"]["namespace"], e.object["metadata"]["name"])],
+            predicate=spec_or_metadata_changed,
         )
         self.live = ManagedObjects(client, manager, self._object_changed)
         # Per graph: node counts by phase, and inventory size (summed into the gauges).
@@ -187,7 +188,8 @@ class GraphReconciler:
             "inventory": result.inventory,
         }
         if await write_status(self.client, RESOURCE_GRAPHS, graph, status):
-            if previous.get("phase") != phase:
+            # Outcomes are events (Ready, Failed, DryRun); passing through Executing is not.
+            if previous.get("phase") != phase and phase != "Executing":
                 kind = "Warning" if phase == "Failed" else "Normal"
                 await self.events.record(graph, kind, phase, message)
             if result.applied and not result.dry_run:

@@ -19,6 +19,7 @@ from pequod.api.names import (
     INSTANCE_NAME_LABEL,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
+    RESOURCE_GRAPH_FINALIZER,
     RESOURCE_GRAPH_KIND,
     RESOURCE_GRAPH_PLURAL,
     TRANSFORM_LABEL,
@@ -257,6 +258,8 @@ class InstanceReconciler:
                     INSTANCE_KIND_LABEL: served.resource_type.kind,
                     INSTANCE_NAME_LABEL: metadata["name"],
                 },
+                # Written with the graph, saving the graph controller a patch per graph.
+                "finalizers": [RESOURCE_GRAPH_FINALIZER],
                 "ownerReferences": [
                     {
                         "apiVersion": instance["apiVersion"],

@@ -27,7 +27,7 @@ from pequod.crdgen.generate import GeneratedApi, generate_api
 from pequod.cue.runner import CueError, CueSettings
 from pequod.delivery.fetcher import ModuleFetcher
 from pequod.kube.client import ApiError, KubeClient
-from pequod.kube.controller import DONE, Controller, Result
+from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.informer import Informer
 from pequod.kube.manager import Manager
 from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
@@ -332,6 +332,7 @@ class TransformReconciler:
                         event.object["metadata"]["name"],
                     )
                 ],
+                predicate=spec_or_metadata_changed,
             )
             logger.info("watching a new kind", transform=name, resource=str(resource_type))
         else:
