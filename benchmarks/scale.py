@@ -1,0 +1,542 @@
+"""Scale of the whole operator against the API-server floor.
+
+    .venv/bin/python benchmarks/scale.py [--sizes 100,300,1000] [--variant apiserver|full]
+                                         [--json scale.json]
+
+For each N, on a local control plane of its own: the operator (`pequod run`, a separate
+process) serves one Transform whose module renders a ConfigMap, a Deployment and a Service;
+N instances are created and the benchmark waits until every one is READY. Measured: wall
+time, p50/p95 from an instance's creation to its READY, operator CPU (its own and its cue
+children's) and peak RSS, API requests by verb and cue runs (from the operator's /metrics).
+The floor, on the same control plane: a bare asyncio client applying the same rendered
+objects with server-side apply at the same concurrency (no rendering, no readiness).
+Then: a full resync (SIGHUP) and a restart with nothing changed (cue runs, writes, seconds
+until the work queues are empty), and one edit to the module that changes every graph
+(seconds until every graph carries the new render and is Ready).
+
+Variant `apiserver` (etcd and kube-apiserver; readiness `Exists`) measures Pequod itself;
+`full` adds kube-controller-manager, kube-scheduler and kwok, and waits for Deployments to be
+Available.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pequod.controlplane import ControlPlane
+from pequod.controlplane.cluster import free_port
+from pequod.kube.client import KubeClient
+from pequod.kube.informer import Informer, InformerEvent
+from pequod.kube.resources import ResourceType
+from pequod.module.source import load_directory
+from pequod.render.instance import Instance
+from pequod.render.render import Renderer
+from pequod.toolchain.locate import find_binary
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+INSTANCES = ResourceType("platform.pequod.io", "v1alpha1", "BenchApp", "benchapps", True)
+GRAPHS = ResourceType("platform.pequod.io", "v1alpha1", "ResourceGraph", "resourcegraphs", True)
+NAMESPACE = "bench"
+FLOOR_NAMESPACE = "floor"
+CLIENT_CONCURRENCY = 16
+
+MODULE = """package benchapp
+
+// A small application: its settings, a Deployment and a Service.
+#Input: {
+	// Container image.
+	image: string | *"ghcr.io/acme/app:1.0"
+	// Number of pods.
+	replicas: int & >=0 & <=10 | *1
+}
+
+#Render: {
+	input: {
+		metadata: {name: string, namespace: string, labels?: {...}, annotations?: {...}}
+		spec: #Input
+	}
+	let appName = input.metadata.name
+	let appLabels = {"app.kubernetes.io/name": appName, "bench/edition": "EDITION"}
+	output: nodes: [
+		{
+			id: "config"
+			object: {
+				apiVersion: "v1", kind: "ConfigMap"
+				metadata: {name: appName, labels: appLabels}
+				data: {image: input.spec.image}
+			}
+			READY
+		},
+		{
+			id: "deployment"
+			dependsOn: ["config"]
+			object: {
+				apiVersion: "apps/v1", kind: "Deployment"
+				metadata: {name: appName, labels: appLabels}
+				spec: {
+					replicas: input.spec.replicas
+					selector: matchLabels: {"app.kubernetes.io/name": appName}
+					template: {
+						metadata: labels: {"app.kubernetes.io/name": appName}
+						spec: containers: [{
+							"name": "app"
+							"image": input.spec.image
+							ports: [{containerPort: 8080}]
+						}]
+					}
+				}
+			}
+			READY
+		},
+		{
+			id: "service"
+			dependsOn: ["deployment"]
+			object: {
+				apiVersion: "v1", kind: "Service"
+				metadata: {name: appName, labels: appLabels}
+				spec: {
+					selector: {"app.kubernetes.io/name": appName}
+					ports: [{port: 80, targetPort: 8080}]
+				}
+			}
+			READY
+		},
+	]
+}
+"""
+
+
+def module_source(edition: str, variant: str) -> str:
+    ready = 'readyWhen: [{type: "Exists"}]' if variant == "apiserver" else ""
+    return MODULE.replace("EDITION", edition).replace("READY", ready)
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else 0.0
+
+
+# -- the operator as a process -------------------------------------------------------------
+
+
+class Operator:
+    def __init__(self, plane: ControlPlane, log: Path, apply_concurrency: int) -> None:
+        self.plane = plane
+        self.log = log
+        self.apply_concurrency = apply_concurrency
+        self.metrics_port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> float:
+        """Starts it; returns the seconds until its caches are synced."""
+        started = time.monotonic()
+        offset = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - this same program
+                [
+                    sys.executable,
+                    *self.profile_arguments(),
+                    "-m",
+                    "pequod",
+                    "run",
+                    f"--kubeconfig={self.plane.kubeconfig}",
+                    "--resync-period=0",
+                    f"--apply-concurrency={self.apply_concurrency}",
+                    f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                    f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+                    "--log-format=console",
+                    "--log-level=warning",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        while True:
+            text = self.log.read_bytes()[offset:]
+            if b"caches synced" in text or self._metrics_up():
+                return time.monotonic() - started
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the operator exited:\n{text.decode()[-3000:]}")
+            time.sleep(0.1)
+
+    def profile_arguments(self) -> list[str]:
+        """$PEQUOD_BENCH_PROFILE=DIR runs the operator under cProfile, one file per start."""
+        directory = os.environ.get("PEQUOD_BENCH_PROFILE")
+        if not directory:
+            return []
+        self.starts = getattr(self, "starts", 0) + 1
+        return ["-m", "cProfile", "-o", f"{directory}/{self.log.stem}-{self.starts}.prof"]
+
+    def _metrics_up(self) -> bool:
+        try:
+            self.metrics()
+        except OSError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+    def metrics(self) -> dict[str, float]:
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        samples: dict[str, float] = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def resources(self) -> dict[str, float]:
+        """CPU seconds (own, and of its exited cue children) and peak RSS of the process."""
+        assert self.process is not None
+        pid = self.process.pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        status = Path(f"/proc/{pid}/status").read_text()
+        peak = next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
+        )
+        return {
+            "cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
+            "children_cpu_seconds": (int(fields[13]) + int(fields[14])) / ticks,
+            "peak_rss_mib": peak / 1024,
+        }
+
+    def idle(self) -> bool:
+        metrics = self.metrics()
+        return all(
+            value == 0
+            for name, value in metrics.items()
+            if name.startswith(("workqueue_depth", "workqueue_unfinished_work_seconds"))
+        )
+
+
+def cue_runs(metrics: dict[str, float]) -> int:
+    return int(
+        sum(v for k, v in metrics.items() if k.startswith("pequod_cue_eval_duration_seconds_count"))
+    )
+
+
+def requests_by_verb(metrics: dict[str, float]) -> dict[str, int]:
+    prefix = 'pequod_api_requests_total{verb="'
+    return {k[len(prefix) : -2]: int(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def writes(by_verb: dict[str, int]) -> int:
+    return sum(by_verb.get(v, 0) for v in ("create", "apply", "patch", "update", "delete"))
+
+
+def difference(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
+    return {
+        k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)
+    }
+
+
+async def wait_until(probe: Any, within: float, what: str) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < within:
+        if await asyncio.to_thread(probe):
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise TimeoutError(f"not within {within:.0f} s: {what}")
+
+
+# -- one size ------------------------------------------------------------------------------
+
+
+@dataclass
+class Figures:
+    size: int
+    variant: str
+    wall_seconds: float = 0.0
+    floor_seconds: float = 0.0
+    ready_p50_seconds: float = 0.0
+    ready_p95_seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    children_cpu_seconds: float = 0.0
+    peak_rss_mib: float = 0.0
+    requests: dict[str, int] = field(default_factory=dict)
+    cue_runs: int = 0
+    resync: dict[str, Any] = field(default_factory=dict)
+    restart: dict[str, Any] = field(default_factory=dict)
+    module_edit_seconds: float = 0.0
+
+    @property
+    def ratio(self) -> float:
+        return self.wall_seconds / self.floor_seconds if self.floor_seconds else 0.0
+
+
+async def floor(client: KubeClient, objects: list[dict[str, Any]], concurrency: int) -> float:
+    """The same objects, applied by a bare client at the same concurrency."""
+    from pequod.kube.discovery import Discovery
+
+    discovery = Discovery(client)
+    limit = asyncio.Semaphore(concurrency)
+
+    async def apply(obj: dict[str, Any]) -> None:
+        rt = await discovery.resource_type(obj["apiVersion"], obj["kind"])
+        async with limit:
+            await client.apply(rt, obj, field_manager="floor", force=True)
+
+    started = time.monotonic()
+    await asyncio.gather(*(apply(o) for o in objects))
+    return time.monotonic() - started
+
+
+def write_module(directory: Path, variant: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "module.cue").write_text(module_source("one", variant))
+
+
+async def rendered_objects(size: int, variant: str, directory: Path) -> list[dict[str, Any]]:
+    """The objects the module renders for N instances (rendered here, not timed)."""
+    await asyncio.to_thread(write_module, directory, variant)
+    module = await asyncio.to_thread(load_directory, directory)
+    renderer = Renderer()
+    limit = asyncio.Semaphore(2)
+    objects: list[dict[str, Any]] = []
+
+    async def one(index: int) -> None:
+        async with limit:
+            result = await renderer.render(
+                module, Instance(f"app-{index}", FLOOR_NAMESPACE, {"replicas": 1})
+            )
+        for node in result.graph.nodes:
+            obj = json.loads(json.dumps(node.object))
+            obj["metadata"]["namespace"] = FLOOR_NAMESPACE
+            objects.append(obj)
+
+    await asyncio.gather(*(one(i) for i in range(size)))
+    return objects
+
+
+def kubectl(plane: ControlPlane, *arguments: str, stdin: str | None = None) -> None:
+    subprocess.run(  # noqa: S603 - the pinned kubectl
+        [str(find_binary("kubectl")), f"--kubeconfig={plane.kubeconfig}", *arguments],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+
+
+def transform(source: str) -> str:
+    indented = "\n".join("      " + line if line else "" for line in source.splitlines())
+    return (
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\nmetadata:\n  name: benchapp\n"
+        "spec:\n  kind: BenchApp\n  cueRef:\n    type: inline\n    ref: |\n" + indented + "\n"
+    )
+
+
+async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -> Figures:
+    figures = Figures(size, variant)
+    plane = ControlPlane(work / f"plane-{size}")
+    plane.start()
+    operator = Operator(plane, work / f"operator-{size}.log", apply_concurrency)
+    client = await KubeClient.from_kubeconfig(str(plane.kubeconfig))
+    try:
+        if variant == "full":
+            plane.start_workloads()
+        for namespace in (NAMESPACE, FLOOR_NAMESPACE):
+            kubectl(plane, "create", "namespace", namespace)
+        kubectl(plane, "apply", "--server-side", "-f", str(REPOSITORY / "manifests" / "crds"))
+
+        objects = await rendered_objects(size, variant, work / f"module-{size}")
+        figures.floor_seconds = await floor(client, objects, apply_concurrency)
+
+        operator.start()
+        kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("one", variant)))
+        kubectl(plane, "wait", "--for=condition=Ready", "transform/benchapp", "--timeout=120s")
+
+        created: dict[str, float] = {}
+        ready: dict[str, float] = {}
+        all_ready = asyncio.Event()
+
+        def on_instance(event: InformerEvent) -> None:
+            name = event.object["metadata"]["name"]
+            conditions = (event.object.get("status") or {}).get("conditions") or []
+            if name not in ready and any(
+                c["type"] == "Ready" and c["status"] == "True" for c in conditions
+            ):
+                ready[name] = time.monotonic()
+                if len(ready) == size:
+                    all_ready.set()
+
+        informer = Informer(client, INSTANCES, namespace=NAMESPACE)
+        informer.add_handler(on_instance)
+        watching = asyncio.create_task(informer.run())
+        await informer.synced.wait()
+        limit = asyncio.Semaphore(CLIENT_CONCURRENCY)
+
+        async def create(index: int) -> None:
+            name = f"app-{index}"
+            async with limit:
+                created[name] = time.monotonic()
+                await client.create(
+                    INSTANCES,
+                    {
+                        "apiVersion": "platform.pequod.io/v1alpha1",
+                        "kind": "BenchApp",
+                        "metadata": {"name": name, "namespace": NAMESPACE},
+                        "spec": {"replicas": 1},
+                    },
+                )
+
+        first = time.monotonic()
+        await asyncio.gather(*(create(i) for i in range(size)))
+        await asyncio.wait_for(all_ready.wait(), timeout=60 + size * 1.5)
+        figures.wall_seconds = max(ready.values()) - first
+        latencies = [ready[n] - created[n] for n in created]
+        figures.ready_p50_seconds = percentile(latencies, 0.5)
+        figures.ready_p95_seconds = percentile(latencies, 0.95)
+        await wait_until(operator.idle, 120, "queues idle")
+        metrics = operator.metrics()
+        figures.requests = requests_by_verb(metrics)
+        figures.cue_runs = cue_runs(metrics)
+        figures.__dict__.update(operator.resources())
+
+        # A full resync with nothing changed.
+        before = operator.metrics()
+        assert operator.process is not None
+        operator.process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        seconds = 0.5 + await wait_until(operator.idle, 120, "queues idle after the resync")
+        after = operator.metrics()
+        figures.resync = {
+            "seconds_to_idle": seconds,
+            "cue_runs": cue_runs(after) - cue_runs(before),
+            "writes": writes(difference(requests_by_verb(after), requests_by_verb(before))),
+            "reconciles": int(
+                sum(v for k, v in after.items() if k.startswith("pequod_reconcile_total{"))
+                - sum(v for k, v in before.items() if k.startswith("pequod_reconcile_total{"))
+            ),
+        }
+
+        # A restart with nothing changed.
+        operator.stop()
+        started = time.monotonic()
+        operator.start()
+        await asyncio.sleep(1.0)
+        await wait_until(operator.idle, 180, "queues idle after the restart")
+        metrics = operator.metrics()
+        figures.restart = {
+            "seconds_to_idle": time.monotonic() - started,
+            "cue_runs": cue_runs(metrics),
+            "writes": writes(requests_by_verb(metrics)),
+        }
+
+        # One module edit that changes every graph.
+        graphs_done = asyncio.Event()
+        new_graphs: set[str] = set()
+        graphs = Informer(client, GRAPHS, namespace=NAMESPACE)
+        old_hashes: dict[str, str] = {}
+
+        def on_graph(event: InformerEvent) -> None:
+            name = event.object["metadata"]["name"]
+            render = event.object["spec"]["metadata"]["renderHash"]
+            if name not in old_hashes:
+                old_hashes[name] = render
+                return
+            status = event.object.get("status") or {}
+            if render != old_hashes[name] and status.get("phase") == "Ready":
+                new_graphs.add(name)
+                if len(new_graphs) == size:
+                    graphs_done.set()
+
+        graphs.add_handler(on_graph)
+        watching_graphs = asyncio.create_task(graphs.run())
+        await graphs.synced.wait()
+        started = time.monotonic()
+        kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("two", variant)))
+        await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
+        figures.module_edit_seconds = time.monotonic() - started
+        for task in (watching, watching_graphs):
+            task.cancel()
+        await asyncio.gather(watching, watching_graphs, return_exceptions=True)
+    finally:
+        operator.stop()
+        await client.close()
+        plane.stop()
+    return figures
+
+
+def report(results: list[Figures]) -> None:
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    header = (
+        f"{'variant':<10}{'N':>6}{'wall s':>8}{'floor s':>9}{'ratio':>7}{'p50 s':>7}{'p95 s':>7}"
+        f"{'cpu s':>7}{'cue cpu':>8}{'RSS MiB':>9}{'ms/inst':>9}{'cue':>6}{'writes':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for f in results:
+        print(
+            f"{f.variant:<10}{f.size:>6}{f.wall_seconds:>8.1f}{f.floor_seconds:>9.1f}"
+            f"{f.ratio:>7.2f}{f.ready_p50_seconds:>7.1f}{f.ready_p95_seconds:>7.1f}"
+            f"{f.cpu_seconds:>7.1f}{f.children_cpu_seconds:>8.1f}{f.peak_rss_mib:>9.0f}"
+            f"{1000 * f.wall_seconds / f.size:>9.1f}{f.cue_runs:>6}{writes(f.requests):>8}"
+        )
+    print()
+    header = (
+        f"{'variant':<10}{'N':>6}  {'resync: s, cue, writes':<26}"
+        f"{'restart: s, cue, writes':<26}{'module edit s':>14}"
+    )
+    print(header)
+    print("-" * len(header))
+    for f in results:
+        resync = f"{f.resync['seconds_to_idle']:.1f}, {f.resync['cue_runs']}, {f.resync['writes']}"
+        restart = (
+            f"{f.restart['seconds_to_idle']:.1f}, {f.restart['cue_runs']}, {f.restart['writes']}"
+        )
+        print(
+            f"{f.variant:<10}{f.size:>6}  {resync:<26}{restart:<26}{f.module_edit_seconds:>14.1f}"
+        )
+    print()
+    for f in results:
+        print(f"requests by verb, N={f.size}: {json.dumps(dict(sorted(f.requests.items())))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,300,1000")
+    parser.add_argument("--variant", choices=["apiserver", "full"], default="apiserver")
+    parser.add_argument("--apply-concurrency", type=int, default=8)
+    parser.add_argument("--json", help="also write the figures to this file")
+    arguments = parser.parse_args()
+    sizes = [int(s) for s in arguments.sizes.split(",")]
+    results: list[Figures] = []
+    with tempfile.TemporaryDirectory(prefix="pequod-scale-") as work:
+        for size in sizes:
+            figures = asyncio.run(
+                measure(size, arguments.variant, arguments.apply_concurrency, Path(work))
+            )
+            results.append(figures)
+            print(f"N={size}: {figures.wall_seconds:.1f} s", file=sys.stderr, flush=True)
+    report(results)
+    if arguments.json:
+        with open(arguments.json, "w") as handle:
+            json.dump(
+                [{**f.__dict__, "ratio": f.ratio} for f in results], handle, indent=2, default=str
+            )
+
+
+if __name__ == "__main__":
+    main()
