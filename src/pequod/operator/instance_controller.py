@@ -123,44 +123,11 @@ class InstanceReconciler:
         if graph is not None and _graph_is_current(graph, served, expected_hash, instance):
             # Nothing the render depends on changed since this graph was written (a resync,
             # a restart, a status change): no cue run and no graph write.
-            await self._write_status(
-                instance,
-                status,
-                served,
-                module,
-                pinned,
-                RenderSummary.of_graph(graph),
-                graph_name,
-                graph.get("status") or {},
-                generation,
-            )
-            return DONE
-        try:
-            result = await self.renderer.render(
-                module,
-                rendered,
-                policies=served.policies,
-                namespaces=served.namespace_policy(key.namespace),
-            )
-        except RenderError as error:
-            message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
-            await self._invalid(served, instance, status, "Rendered", "RenderFailed", message)
-            return DONE
-        except (CueError, PolicyError) as error:
-            await self._invalid(served, instance, status, "Rendered", "RenderFailed", str(error))
-            return DONE
-        if result.blocked:
-            errors = [str(v) for v in result.violations if v.severity == "Error"]
-            await self._invalid(
-                served, instance, status, "Validated", "PolicyViolation", "; ".join(errors)
-            )
-            return DONE
-        graph_spec = (graph or {}).get("spec") or {}
-        if (
-            graph is None
-            or graph_spec.get("metadata", {}).get("renderHash") != result.render_hash
-            or bool(graph_spec.get("dryRun")) != _dry_run(instance)
-        ):
+            summary = RenderSummary.of_graph(graph)
+        else:
+            result = await self._render(served, instance, status, module, rendered)
+            if result is None:
+                return DONE
             await self._write_graph(served, instance, graph_name, module, pinned, result)
             log.info(
                 "resource graph written", graph=graph_name, render_hash=result.render_hash[:19]
@@ -171,19 +138,51 @@ class InstanceReconciler:
                 "Rendered",
                 f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
             )
-        graph_status = (graph or {}).get("status") or {}
+            summary = RenderSummary.of_result(result)
         await self._write_status(
             instance,
             status,
             served,
             module,
             pinned,
-            RenderSummary.of_result(result),
+            summary,
             graph_name,
-            graph_status,
+            (graph or {}).get("status") or {},
             generation,
         )
         return DONE
+
+    async def _render(
+        self,
+        served: ServedApi,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        module: ModuleSource,
+        rendered: Instance,
+    ) -> RenderResult | None:
+        """The render of an allowed instance; None (with the instance's status saying why)
+        when it fails or a policy forbids it."""
+        try:
+            result = await self.renderer.render(
+                module,
+                rendered,
+                policies=served.policies,
+                namespaces=served.namespace_policy(rendered.namespace),
+            )
+        except RenderError as error:
+            message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
+            await self._invalid(served, instance, status, "Rendered", "RenderFailed", message)
+            return None
+        except (CueError, PolicyError) as error:
+            await self._invalid(served, instance, status, "Rendered", "RenderFailed", str(error))
+            return None
+        if result.blocked:
+            errors = [str(v) for v in result.violations if v.severity == "Error"]
+            await self._invalid(
+                served, instance, status, "Validated", "PolicyViolation", "; ".join(errors)
+            )
+            return None
+        return result
 
     async def _delete(
         self, served: ServedApi, instance: dict[str, Any], finalizers: list[str]
