@@ -46,6 +46,9 @@ class ModuleFetcher:
         self.cache = ModuleCache(cache_root, self.settings.cache_bytes)
         self._resolved: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        # Modules loaded from the cache, by (artifact key, path): a pinned instance's reconcile
+        # must not hash the module's files again every time.
+        self._loaded: dict[tuple[str, str], ModuleSource] = {}
 
     # -- OCI -------------------------------------------------------------------------------
 
@@ -67,9 +70,11 @@ class ModuleFetcher:
         else:
             digest = await self._resolve(f"oci:{reference}", "oci", lambda: client().resolve())
         key = "oci-" + digest.replace(":", "-")
-        directory = await self._download(key, "oci", lambda target: client().fetch(digest, target))
         resolved = f"oci://{reference.registry}/{reference.repository}@{digest}"
-        return FetchedModule(_load(directory / "artifact", path, resolved), resolved, digest)
+        module = await self._module(
+            key, path, resolved, "oci", lambda target: client().fetch(digest, target)
+        )
+        return FetchedModule(module, resolved, digest)
 
     # -- Git -------------------------------------------------------------------------------
 
@@ -87,13 +92,15 @@ class ModuleFetcher:
             commit = await self._resolve(
                 f"git:{reference.url}#{reference.ref}", "git", lambda: client().resolve(reference)
             )
-        directory = await self._download(
-            f"git-{commit}", "git", lambda target: client().fetch(reference, commit, target)
-        )
         resolved = f"{reference.url}@{commit}"
-        return FetchedModule(
-            _load(directory / "artifact", reference.path, resolved), resolved, commit
+        module = await self._module(
+            f"git-{commit}",
+            reference.path,
+            resolved,
+            "git",
+            lambda target: client().fetch(reference, commit, target),
         )
+        return FetchedModule(module, resolved, commit)
 
     # -- shared ----------------------------------------------------------------------------
 
@@ -109,6 +116,22 @@ class ModuleFetcher:
             value = await self._with_retries(kind, lambda: asyncio.to_thread(resolve))
             self._resolved[key] = (value, time.monotonic() + self.settings.resolve_ttl)
             return value
+
+    async def _module(
+        self,
+        key: str,
+        path: str | None,
+        resolved: str,
+        kind: str,
+        fill: Callable[[Path], object],
+    ) -> ModuleSource:
+        loaded = self._loaded.get((key, path or ""))
+        if loaded is not None and loaded.directory.is_dir():
+            return loaded
+        directory = await self._download(key, kind, fill)
+        module = _load(directory / "artifact", path, resolved)
+        self._loaded[(key, path or "")] = module
+        return module
 
     async def _download(self, key: str, kind: str, fill: Callable[[Path], object]) -> Path:
         async with self._lock(f"download:{key}"):

@@ -281,11 +281,11 @@ class GraphExecutor:
                 except ApiError as error:
                     if not error.conflict or live is None:
                         raise
-                    appliers = _other_appliers(await self._fresh(rt, live))
-                    if appliers:
+                    co_owned = await self._co_owner_conflict(rt, live, error)
+                    if co_owned:
                         status.phase = ERROR
                         status.last_error = (
-                            f"field conflict with {', '.join(appliers)}: {error.message} "
+                            f"{co_owned} "
                             "(set applyPolicy.conflictPolicy: Force to take the fields over)"
                         )
                         return False
@@ -360,12 +360,10 @@ class GraphExecutor:
             except ApiError as error:
                 if not error.conflict or live is None:
                     raise
-                appliers = _other_appliers(await self._fresh(rt, live))
-                if appliers:
+                co_owned = await self._co_owner_conflict(rt, live, error)
+                if co_owned:
                     status.phase = ERROR
-                    status.last_error = (
-                        f"field conflict with {', '.join(appliers)}: {error.message}"
-                    )
+                    status.last_error = co_owned
                     return False
                 status.ready_details = "would correct drift: " + ", ".join(
                     changed_fields(live, desired)
@@ -377,12 +375,18 @@ class GraphExecutor:
             status.ready_details = "would update: " + ", ".join(changed_fields(live, desired))
         return True
 
-    async def _fresh(self, rt: ResourceType, live: dict[str, Any]) -> dict[str, Any]:
-        """The object as the API server has it now, managedFields included (the cache
-        strips them)."""
+    async def _co_owner_conflict(
+        self, rt: ResourceType, live: dict[str, Any], error: ApiError
+    ) -> str | None:
+        """For a field conflict: the error to report when other server-side appliers own the
+        fields (deliberate co-owners), None when only plain updates changed them (drift).
+        managedFields are read fresh: the cache strips them."""
         metadata = live["metadata"]
-        found = await self.client.get(rt, metadata["name"], metadata.get("namespace"))
-        return found if found is not None else live
+        fresh = await self.client.get(rt, metadata["name"], metadata.get("namespace"))
+        appliers = _other_appliers(fresh if fresh is not None else live)
+        if not appliers:
+            return None
+        return f"field conflict with {', '.join(appliers)}: {error.message}"
 
     def _confine(
         self, graph: dict[str, Any], rt: ResourceType, desired: dict[str, Any]
