@@ -38,6 +38,7 @@ from typing import Any
 
 from pequod.controlplane import ControlPlane
 from pequod.controlplane.cluster import free_port
+from pequod.controlplane.process import ComponentProcess
 from pequod.kube.client import KubeClient
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.resources import ResourceType
@@ -138,37 +139,44 @@ class Operator:
         self.log = log
         self.apply_concurrency = apply_concurrency
         self.metrics_port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.component: ComponentProcess | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.component is not None
+        assert self.component.pid is not None
+        return self.component.pid
 
     def start(self) -> float:
-        """Starts it; returns the seconds until its caches are synced."""
+        """Starts it (it dies with the benchmark); returns the seconds until it serves."""
         started = time.monotonic()
         offset = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - this same program
-                [
-                    sys.executable,
-                    *self.profile_arguments(),
-                    "-m",
-                    "pequod",
-                    "run",
-                    f"--kubeconfig={self.plane.kubeconfig}",
-                    "--resync-period=0",
-                    f"--apply-concurrency={self.apply_concurrency}",
-                    f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
-                    f"--health-probe-bind-address=127.0.0.1:{free_port()}",
-                    "--log-format=console",
-                    "--log-level=warning",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        self.component = ComponentProcess(
+            "operator",
+            [
+                sys.executable,
+                *self.profile_arguments(),
+                "-m",
+                "pequod",
+                "run",
+                f"--kubeconfig={self.plane.kubeconfig}",
+                "--resync-period=0",
+                f"--apply-concurrency={self.apply_concurrency}",
+                f"--metrics-bind-address=127.0.0.1:{self.metrics_port}",
+                f"--health-probe-bind-address=127.0.0.1:{free_port()}",
+                "--log-format=console",
+                "--log-level=warning",
+            ],
+            self.log,
+            die_with_parent=True,
+        )
+        self.component.start()
         while True:
-            text = self.log.read_bytes()[offset:]
-            if b"caches synced" in text or self._metrics_up():
+            if self._metrics_up():
                 return time.monotonic() - started
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the operator exited:\n{text.decode()[-3000:]}")
+            if self.component.exit_code() is not None:
+                text = self.log.read_bytes()[offset:].decode(errors="replace")
+                raise RuntimeError(f"the operator exited:\n{text[-3000:]}")
             time.sleep(0.1)
 
     def profile_arguments(self) -> list[str]:
@@ -187,9 +195,8 @@ class Operator:
         return True
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(60)
+        if self.component is not None:
+            self.component.stop(timeout=60)
 
     def metrics(self) -> dict[str, float]:
         url = f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -204,8 +211,7 @@ class Operator:
 
     def resources(self) -> dict[str, float]:
         """CPU seconds (own, and of its exited cue children) and peak RSS of the process."""
-        assert self.process is not None
-        pid = self.process.pid
+        pid = self.pid
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         status = Path(f"/proc/{pid}/status").read_text()
@@ -414,8 +420,7 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
 
         # A full resync with nothing changed.
         before = operator.metrics()
-        assert operator.process is not None
-        operator.process.send_signal(signal.SIGHUP)
+        os.kill(operator.pid, signal.SIGHUP)
         await asyncio.sleep(0.5)
         seconds = 0.5 + await wait_until(operator.idle, 120, "queues idle after the resync")
         after = operator.metrics()
