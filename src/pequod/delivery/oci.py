@@ -84,13 +84,6 @@ class OciReference:
             tag = "latest"
         return cls(host, repository, tag, digest, insecure)
 
-    @property
-    def pinned(self) -> bool:
-        return self.digest is not None
-
-    def with_digest(self, digest: str) -> OciReference:
-        return OciReference(self.registry, self.repository, None, digest, self.insecure)
-
     def __str__(self) -> str:
         text = f"{self.registry}/{self.repository}"
         if self.tag:
