@@ -208,7 +208,7 @@ class GraphExecutor:
 
         Transient failures keep the node Applying and ask for another pass after an
         exponential backoff with jitter; permanent ones make it Error with the API's message."""
-        graph_key = graph["metadata"].get("uid") or graph["metadata"]["name"]
+        graph_key = _graph_key(graph)
         try:
             ready = await self._apply_node(graph, node, status, inventory, result)
         except API_OR_TRANSPORT_ERRORS as error:
@@ -233,7 +233,7 @@ class GraphExecutor:
 
     def forget(self, graph: dict[str, Any]) -> None:
         """Drops what the executor remembers about a graph that is gone."""
-        self.backoff.forget(graph["metadata"].get("uid") or graph["metadata"]["name"])
+        self.backoff.forget(_graph_key(graph))
 
     async def _apply_node(
         self,
@@ -488,6 +488,12 @@ class GraphExecutor:
             if waiting:
                 return False, f"waiting for {', '.join(waiting)} to be deleted"
         return True, ""
+
+
+def _graph_key(graph: dict[str, Any]) -> str:
+    """What per-graph memory (the backoff) is keyed by: the uid, so a recreated graph starts
+    afresh."""
+    return str(graph["metadata"].get("uid") or graph["metadata"]["name"])
 
 
 def _describe(error: BaseException) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pequod.api.names import OPERATOR_NAMESPACE
 from pequod.delivery.fetcher import ModuleFetcher
-from pequod.delivery.git import GitCredentials
+from pequod.delivery.git import GitCredentials, GitReference
 from pequod.delivery.oci import OciReference
 from pequod.kube.client import KubeClient
 from pequod.kube.resources import CONFIG_MAPS, SECRETS
@@ -57,10 +57,9 @@ class ModuleReference:
         """A remote reference that may move (a tag or a branch), so it is resolved again
         after the resolution TTL."""
         if self.type == "oci":
-            return "@sha256:" not in self.ref
+            return OciReference.parse(self.ref, insecure=self.insecure).digest is None
         if self.type == "git":
-            ref = self.ref.partition("ref=")[2].partition("&")[0]
-            return not (len(ref) == 40 and all(c in "0123456789abcdef" for c in ref))
+            return not GitReference.parse(self.ref, path=self.path).pinned
         return False
 
     def configmap_name(self) -> tuple[str, str]:
