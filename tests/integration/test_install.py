@@ -197,12 +197,13 @@ def test_install_run_as_the_service_account_with_leader_election(
         }
 
         # Events tell the story on the instance and on its graph.
-        reasons = {
-            (e["involvedObject"]["kind"], e["reason"])
-            for e in kubectl.get("events", "-n", "default")["items"]
-        }
-        assert {("WebService", "Rendered"), ("ResourceGraph", "Applied")} <= reasons
-        assert ("ResourceGraph", "Ready") in reasons
+        events = kubectl.get("events", "-n", "default")["items"]
+        reasons = {(e["involvedObject"]["kind"], e["reason"]) for e in events}
+        assert {("WebService", "Rendered"), ("ResourceGraph", "Ready")} <= reasons
+        assert any(
+            e["involvedObject"]["kind"] == "ResourceGraph" and "applied " in e["message"]
+            for e in events
+        ), events
 
         # Everything docs/operations.md documents is exported after real reconciles.
         status, text = leader.get("/metrics")

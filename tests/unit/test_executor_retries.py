@@ -34,10 +34,15 @@ class ScriptedApi:
         self.applied.append(name)
         return {**obj, "metadata": {**obj["metadata"], "uid": f"uid-{name}"}}
 
-    async def get(self, rt: ResourceType, namespace: str | None, name: str) -> None:
+    async def get(
+        self, rt: ResourceType, namespace: str | None, name: str, *, cached_read: bool = False
+    ) -> None:
         return None
 
     def watch(self, rt: ResourceType) -> None:
+        return None
+
+    def written(self, rt: ResourceType, obj: dict[str, Any]) -> None:
         return None
 
 

@@ -48,10 +48,12 @@ PHASES = (PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED)
 
 class LiveObjects(Protocol):
     async def get(
-        self, rt: ResourceType, namespace: str | None, name: str
+        self, rt: ResourceType, namespace: str | None, name: str, *, cached_read: bool = False
     ) -> dict[str, Any] | None: ...
 
     def watch(self, rt: ResourceType) -> None: ...
+
+    def written(self, rt: ResourceType, obj: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -259,7 +261,9 @@ class GraphExecutor:
         desired = mark(obj, graph, node["id"])
         namespace = self._confine(graph, rt, desired)
         name = desired["metadata"]["name"]
-        live = await self.live.get(rt, namespace, name)
+        # An object Pequod manages is in the cache; one that is not may exist without Pequod's
+        # labels, and must not be taken over: the API server's watch cache answers that.
+        live = await self.live.get(rt, namespace, name, cached_read=True)
         if live is not None and not owned_by(live, graph):
             status.phase = ERROR
             where = f"{namespace}/{name}" if namespace else name
@@ -294,6 +298,7 @@ class GraphExecutor:
                     live = await self._apply(rt, desired, force=True)
                     result.drift_corrections += 1
                     DRIFT_CORRECTIONS.inc()
+            self.live.written(rt, live)
             status.applied_at = _now()
             status.applied_now = True
             result.applied += 1

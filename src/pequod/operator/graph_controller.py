@@ -42,6 +42,9 @@ class ManagedObjects:
         self.manager = manager
         self.on_change = on_change
         self._informers: dict[ResourceType, Informer] = {}
+        # The resourceVersion each object had after Pequod's own last write to it: the watch
+        # event that echoes that write tells a pass nothing it did not already see.
+        self._written: dict[tuple[ResourceType, str], str] = {}
 
     def watch(self, rt: ResourceType) -> None:
         if rt in self._informers:
@@ -49,18 +52,36 @@ class ManagedObjects:
         informer = self.manager.informer(
             rt, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
         )
-        informer.add_handler(self.on_change)
+        informer.add_handler(lambda event: self._changed(rt, event))
         self._informers[rt] = informer
 
+    def _changed(self, rt: ResourceType, event: InformerEvent) -> None:
+        metadata = event.object["metadata"]
+        key = (rt, _object_key(metadata.get("namespace"), metadata["name"]))
+        written = self._written.pop(key, None)
+        if event.type != "DELETED" and written == metadata.get("resourceVersion"):
+            return
+        self.on_change(event)
+
+    def written(self, rt: ResourceType, obj: dict[str, Any]) -> None:
+        """Pequod just wrote ``obj`` (as the API server returned it)."""
+        metadata = obj["metadata"]
+        key = (rt, _object_key(metadata.get("namespace"), metadata["name"]))
+        self._written[key] = metadata.get("resourceVersion", "")
+
     async def get(
-        self, rt: ResourceType, namespace: str | None, name: str
+        self, rt: ResourceType, namespace: str | None, name: str, *, cached_read: bool = False
     ) -> dict[str, Any] | None:
         informer = self._informers.get(rt)
         if informer is not None and informer.synced.is_set():
-            cached = informer.get(f"{namespace}/{name}" if namespace else name)
+            cached = informer.get(_object_key(namespace, name))
             if cached is not None:
                 return cached
-        return await self.client.get(rt, name, namespace)
+        return await self.client.get(rt, name, namespace, cached_read=cached_read)
+
+
+def _object_key(namespace: str | None, name: str) -> str:
+    return f"{namespace}/{name}" if namespace else name
 
 
 class GraphReconciler:
@@ -94,6 +115,8 @@ class GraphReconciler:
         # Per graph: node counts by phase, and inventory size (summed into the gauges).
         self._node_phases: dict[GraphKey, collections.Counter[str]] = {}
         self._inventory_sizes: dict[GraphKey, int] = {}
+        self._phase_totals: collections.Counter[str] = collections.Counter()
+        self._inventory_total = 0
         self.executor = GraphExecutor(
             client,
             manager.discovery,
@@ -148,19 +171,21 @@ class GraphReconciler:
         return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
 
     def _record(self, key: GraphKey, result: PassResult | None) -> None:
-        """Updates pequod_dag_nodes and pequod_resources_managed with this graph's share."""
-        if result is None:
-            self._node_phases.pop(key, None)
-            self._inventory_sizes.pop(key, None)
-        else:
-            self._node_phases[key] = collections.Counter(n.phase for n in result.nodes.values())
+        """Updates pequod_dag_nodes and pequod_resources_managed with this graph's share (the
+        totals are kept as running sums: one graph's pass costs the same at any graph count)."""
+        old_phases = self._node_phases.pop(key, None)
+        if old_phases is not None:
+            self._phase_totals.subtract(old_phases)
+        self._inventory_total -= self._inventory_sizes.pop(key, 0)
+        if result is not None:
+            phases = collections.Counter(n.phase for n in result.nodes.values())
+            self._node_phases[key] = phases
+            self._phase_totals.update(phases)
             self._inventory_sizes[key] = len(result.inventory)
-        totals: collections.Counter[str] = collections.Counter()
-        for phases in self._node_phases.values():
-            totals.update(phases)
+            self._inventory_total += len(result.inventory)
         for phase in PHASES:
-            DAG_NODES.labels(phase).set(totals.get(phase, 0))
-        RESOURCES_MANAGED.set(sum(self._inventory_sizes.values()))
+            DAG_NODES.labels(phase).set(self._phase_totals.get(phase, 0))
+        RESOURCES_MANAGED.set(self._inventory_total)
 
     async def _report(self, graph: dict[str, Any], result: PassResult) -> None:
         previous = graph.get("status") or {}
@@ -188,14 +213,19 @@ class GraphReconciler:
             "inventory": result.inventory,
         }
         if await write_status(self.client, RESOURCE_GRAPHS, graph, status):
+            applied = (
+                f"applied {', '.join(n.id for n in result.nodes.values() if n.applied_now)}"
+                if result.applied and not result.dry_run
+                else ""
+            )
             # Outcomes are events (Ready, Failed, DryRun); passing through Executing is not.
+            # A pass that applies and reaches its outcome says both in one event.
             if previous.get("phase") != phase and phase != "Executing":
                 kind = "Warning" if phase == "Failed" else "Normal"
-                await self.events.record(graph, kind, phase, message)
-            if result.applied and not result.dry_run:
-                applied = [n.id for n in result.nodes.values() if n.applied_now]
                 await self.events.record(
-                    graph, "Normal", "Applied", f"applied {', '.join(applied)}"
+                    graph, kind, phase, f"{message}; {applied}" if applied else message
                 )
+            elif applied:
+                await self.events.record(graph, "Normal", "Applied", applied)
             if result.pruned and not result.dry_run:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))

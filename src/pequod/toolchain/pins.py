@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -32,8 +33,10 @@ class ToolPin:
         ]
 
 
+@functools.cache
 def load_pins() -> dict[str, ToolPin]:
-    """All pinned tools by name, in the order the pin file lists them."""
+    """All pinned tools by name, in the order the pin file lists them (read once: the pin
+    file ships with the package)."""
     text = resources.files("pequod.toolchain").joinpath("versions.toml").read_text()
     pins: dict[str, ToolPin] = {}
     for name, entry in tomllib.loads(text).items():
