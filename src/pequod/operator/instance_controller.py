@@ -120,11 +120,7 @@ class InstanceReconciler:
         expected_hash = render_hash(
             module.digest, rendered, tuple(p.digest for p in served.policies)
         )
-        if graph is not None and _graph_is_current(graph, served, expected_hash, instance):
-            # Nothing the render depends on changed since this graph was written (a resync,
-            # a restart, a status change): no cue run and no graph write.
-            summary = RenderSummary.of_graph(graph)
-        else:
+        if graph is None or not _graph_is_current(graph, served, expected_hash, instance):
             result = await self._render(served, instance, status, module, rendered)
             if result is None:
                 return DONE
@@ -138,16 +134,24 @@ class InstanceReconciler:
                 "Rendered",
                 f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
             )
-            summary = RenderSummary.of_result(result)
+            # The instance's status follows once the graph's controller has reported on the
+            # new graph (its status write brings this instance back): one status write, not
+            # an interim "Applying" followed by the outcome.
+            return DONE
+        # Nothing the render depends on changed since this graph was written (a resync, a
+        # restart, a status change): no cue run and no graph write.
+        graph_status = graph.get("status") or {}
+        if graph_status.get("observedGeneration") != graph["metadata"].get("generation"):
+            return DONE  # the graph's controller has not reported on this graph yet
         await self._write_status(
             instance,
             status,
             served,
             module,
             pinned,
-            summary,
+            RenderSummary.of_graph(graph),
             graph_name,
-            (graph or {}).get("status") or {},
+            graph_status,
             generation,
         )
         return DONE
@@ -394,22 +398,12 @@ class InstanceReconciler:
 
 @dataclass(frozen=True)
 class RenderSummary:
-    """What the instance's status says about its render, from a fresh render or from the
-    graph a previous render wrote."""
+    """What the instance's status says about its render, from the graph the render wrote."""
 
     node_count: int
     violations: list[dict[str, Any]]
     warnings: list[str]
     render_hash: str
-
-    @classmethod
-    def of_result(cls, result: RenderResult) -> RenderSummary:
-        return cls(
-            len(result.graph.nodes),
-            [v.to_dict() for v in result.violations],
-            [str(v) for v in result.violations],
-            result.render_hash,
-        )
 
     @classmethod
     def of_graph(cls, graph: dict[str, Any]) -> RenderSummary:
