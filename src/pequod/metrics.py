@@ -119,6 +119,12 @@ RENDER_CACHE_HITS = Counter(
 RENDER_CACHE_MISSES = Counter(
     "pequod_render_cache_misses_total", "Renders that had to run cue.", registry=REGISTRY
 )
+RENDER_BATCH_SIZE = Histogram(
+    "pequod_render_batch_size",
+    "Instances evaluated by one cue process.",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+    registry=REGISTRY,
+)
 
 # -- the executor -----------------------------------------------------------------------------
 

@@ -18,12 +18,18 @@ def register(commands: Any) -> None:
     run = commands.add_parser("run", help="run the operator")
     run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG/~/.kube/config")
     run.add_argument("--context")
-    run.add_argument("--concurrency", type=int, default=4, help="instances reconciled at once")
+    run.add_argument("--concurrency", type=int, default=16, help="instances reconciled at once")
     run.add_argument(
         "--graph-concurrency", type=int, default=16, help="ResourceGraphs executed at once"
     )
     run.add_argument("--resync-period", type=float, default=600.0, help="seconds (0: never)")
     run.add_argument("--cue-timeout", type=float, default=10.0)
+    run.add_argument(
+        "--render-batch-size",
+        type=int,
+        default=32,
+        help="most instances of one module evaluated by one cue process (1: one per render)",
+    )
     run.add_argument("--apply-concurrency", type=int, default=8, help="objects applied at once")
     run.add_argument(
         "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
@@ -118,6 +124,7 @@ def _run(arguments: argparse.Namespace) -> int:
         graph_concurrency=arguments.graph_concurrency,
         resync_period=arguments.resync_period or None,
         cue_timeout=arguments.cue_timeout,
+        render_batch_size=arguments.render_batch_size,
         apply_concurrency=arguments.apply_concurrency,
         ready_timeout=arguments.ready_timeout,
         metrics_bind_address=arguments.metrics_bind_address,

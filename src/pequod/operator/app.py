@@ -36,11 +36,12 @@ logger = structlog.get_logger(__name__)
 class OperatorSettings:
     kubeconfig: str | None = None
     context: str | None = None
-    instance_concurrency: int = 4
+    instance_concurrency: int = 16
     graph_concurrency: int = 16
     resync_period: float | None = 600.0
     cue_timeout: float = 10.0
-    render_cache_entries: int = 4096
+    render_cache_entries: int = 256
+    render_batch_size: int = 32
     apply_concurrency: int = 8
     ready_timeout: float = 600.0
     metrics_bind_address: str = ":8080"
@@ -73,10 +74,15 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     manager = Manager(client, resync_period=settings.resync_period)
     registry = ApiRegistry()
     cue_settings = CueSettings(timeout_seconds=settings.cue_timeout)
-    renderer = Renderer(cue_settings, settings.render_cache_entries)
+    renderer = Renderer(
+        cue_settings, settings.render_cache_entries, max_batch=settings.render_batch_size
+    )
     events = EventRecorder(client)
+    cache_root = (
+        Path(settings.module_cache_dir) if settings.module_cache_dir else module_cache_root()
+    )
     fetcher = ModuleFetcher(
-        Path(settings.module_cache_dir) if settings.module_cache_dir else module_cache_root(),
+        cache_root,
         FetchSettings(
             resolve_ttl=settings.module_resolve_ttl,
             timeout=settings.module_fetch_timeout,
@@ -93,7 +99,13 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         fetcher=fetcher,
     )
     transforms = TransformReconciler(
-        client, manager, registry, instances.controller, events, cue_settings, fetcher
+        client,
+        manager,
+        registry,
+        instances.controller,
+        events,
+        cue_settings,
+        fetcher,
     )
     graphs = GraphReconciler(
         client,

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pequod.cue.diagnostics import Diagnostic
-from pequod.cue.errors import tidy
-from pequod.cue.runner import CueError, CueSettings, run_cue
+from pequod.cue.runner import CueSettings
 from pequod.graph.model import SEVERITY_ERROR, Graph, Violation
 from pequod.graph.validate import GraphError, NamespacePolicy, build_graph
 from pequod.metrics import RENDER_CACHE_HITS, RENDER_CACHE_MISSES
 from pequod.module.source import ModuleSource
 from pequod.policy.evaluate import evaluate_policy
 from pequod.render.cache import RenderCache
+from pequod.render.evaluate import DEFAULT_MAX_BATCH, RenderEvaluator
+from pequod.render.evaluate import RenderError as RenderError
 from pequod.render.instance import Instance, canonical_json, render_hash
-
-# The instance is unified with #Render inside a struct literal, once per exported field: cue
-# v0.17 checks closed definitions (unknown fields in the spec) in this form, but not when the
-# bare `#Render & {...}` is the whole expression. `#schema` makes a module without #Input fail.
-# tests/integration/test_render_errors.py guards this.
-_RENDER_EXPRESSION = (
-    "{input: (#Render & {input: pequod_instance}).input, "
-    "output: (#Render & {input: pequod_instance}).output, "
-    "#schema: #Input}"
-)
-
-
-class RenderError(Exception):
-    """The instance could not be rendered into a valid graph. ``diagnostics`` says where."""
-
-    def __init__(self, summary: str, diagnostics: list[Diagnostic]) -> None:
-        self.summary = summary
-        self.diagnostics = diagnostics
-        super().__init__("\n".join([summary, *(f"  {d}" for d in diagnostics)]))
 
 
 @dataclass(frozen=True)
@@ -66,11 +46,19 @@ class RenderResult:
 
 class Renderer:
     """Renders with a cache keyed by render hash: the same module, policies and input are
-    rendered by ``cue`` once."""
+    rendered by ``cue`` once; renders of one module that arrive together share a ``cue``
+    process (see :mod:`pequod.render.evaluate`)."""
 
-    def __init__(self, settings: CueSettings | None = None, cache_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        settings: CueSettings | None = None,
+        cache_entries: int = 256,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
         self.settings = settings
         self.cache: RenderCache[RenderResult] = RenderCache(cache_entries)
+        self.evaluator = RenderEvaluator(settings, max_batch=max_batch)
 
     async def render(
         self,
@@ -100,7 +88,7 @@ class Renderer:
         namespaces: NamespacePolicy,
         hash_value: str,
     ) -> RenderResult:
-        evaluated = await _evaluate_render(module, instance, self.settings)
+        evaluated = await self.evaluator.evaluate(module, instance)
         try:
             graph = build_graph(evaluated["output"], namespaces, source=module.reference)
         except GraphError as error:
@@ -125,47 +113,3 @@ class Renderer:
             render_hash=hash_value,
             module_digest=module.digest,
         )
-
-
-async def _evaluate_render(
-    module: ModuleSource, instance: Instance, settings: CueSettings | None
-) -> dict[str, Any]:
-    try:
-        output = await run_cue(
-            [
-                "export",
-                ".",
-                "json:",
-                "-",
-                "-l",
-                "pequod_instance:",
-                "-e",
-                _RENDER_EXPRESSION,
-                "--out",
-                "json",
-            ],
-            cwd=module.directory,
-            stdin=json.dumps(instance.render_input()).encode(),
-            settings=settings,
-        )
-    except CueError as error:
-        for definition in ("#Render", "#Input"):
-            if any(f'reference "{definition}" not found' in d.message for d in error.diagnostics):
-                raise RenderError(
-                    f"{module.reference}: the module does not define {definition} "
-                    "(see docs/module-contract.md)",
-                    [],
-                ) from None
-        diagnostics = tidy(error.diagnostics, strip_prefixes=("input.",))
-        summary = (
-            f"{instance.namespace}/{instance.name}: the spec is not valid for {module.reference}"
-            if any(d.path.startswith("spec") for d in diagnostics)
-            else f"{module.reference}: cue could not render {instance.namespace}/{instance.name}"
-        )
-        raise RenderError(
-            summary if diagnostics else f"{summary}: {error.summary}", diagnostics
-        ) from None
-    evaluated: dict[str, Any] = json.loads(output)
-    if not isinstance(evaluated.get("output"), dict):
-        raise RenderError(f"{module.reference}: #Render has no output struct", [])
-    return evaluated
