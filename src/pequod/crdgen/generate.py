@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from pequod.crdgen.crd import ApiDefinition, build_crd
+from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueSettings
 from pequod.module.metadata import ModuleMetadata, read_metadata
 from pequod.module.source import ModuleSource
@@ -23,11 +24,24 @@ class GeneratedApi:
 
 
 async def generate_api(
-    module: ModuleSource, requested: ApiDefinition, settings: CueSettings | None = None
+    module: ModuleSource,
+    requested: ApiDefinition,
+    settings: CueSettings | None = None,
+    *,
+    cache: SchemaCache | None = None,
 ) -> GeneratedApi:
-    schema, metadata = await asyncio.gather(
-        extract_input_schema(module, settings), read_metadata(module, settings)
-    )
+    """The CRD of ``module`` for ``requested``. With a ``cache``, what cue says about a module
+    digest is read from it when it is there (no cue run) and written to it when it is not."""
+    binary = (settings or CueSettings()).resolve_binary() if cache is not None else None
+    cached = cache.load(module.digest, binary) if cache is not None and binary else None
+    if cached is not None:
+        schema, metadata = cached
+    else:
+        schema, metadata = await asyncio.gather(
+            extract_input_schema(module, settings), read_metadata(module, settings)
+        )
+        if cache is not None and binary is not None:
+            cache.store(module.digest, binary, schema, metadata)
     definition = replace(
         requested,
         kind=requested.kind or metadata.kind,

@@ -13,6 +13,7 @@ from pathlib import Path
 import structlog
 
 from pequod.api.names import OPERATOR_NAMESPACE
+from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueSettings
 from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.kube.client import KubeClient
@@ -106,6 +107,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         events,
         cue_settings,
         fetcher,
+        SchemaCache(cache_root / "schemas"),
     )
     graphs = GraphReconciler(
         client,

@@ -1,0 +1,110 @@
+"""What ``cue`` said about a module's ``#Input`` and metadata, kept on disk by module digest, so
+that an operator that restarts serves its Transforms without running ``cue`` again.
+
+An entry is keyed by the module digest, the ``cue`` binary and the code that reads cue's
+answers (a new Pequod or a new cue reads afresh). Entries are JSON, written atomically; one
+that cannot be read is ignored and rewritten."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from pequod.module.metadata import ModuleMetadata
+from pequod.schema.extract import InputSchema
+
+logger = structlog.get_logger(__name__)
+
+
+@functools.cache
+def _reader_fingerprint() -> str:
+    """A digest of the code that turns cue's output into a schema and metadata."""
+    digest = hashlib.sha256()
+    for package in ("pequod.schema", "pequod.module"):
+        for entry in sorted(resources.files(package).iterdir(), key=lambda e: e.name):
+            if entry.name.endswith(".py"):
+                digest.update(entry.name.encode() + b"\0" + entry.read_bytes())
+    return digest.hexdigest()
+
+
+class SchemaCache:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, module_digest: str, cue_binary: Path) -> Path:
+        try:
+            stat = cue_binary.stat()
+            binary = f"{cue_binary}:{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            binary = str(cue_binary)
+        key = hashlib.sha256(
+            "\0".join([module_digest, binary, _reader_fingerprint()]).encode()
+        ).hexdigest()
+        return self.directory / f"{key}.json"
+
+    def load(
+        self, module_digest: str, cue_binary: Path
+    ) -> tuple[InputSchema, ModuleMetadata] | None:
+        path = self._path(module_digest, cue_binary)
+        try:
+            entry: dict[str, Any] = json.loads(path.read_text())
+            schema = InputSchema(
+                entry["schema"]["structural"],
+                entry["schema"]["json_schema"],
+                tuple(entry["schema"]["notes"]),
+            )
+            metadata = ModuleMetadata(
+                name=entry["metadata"]["name"],
+                version=entry["metadata"]["version"],
+                kind=entry["metadata"]["kind"],
+                short_names=tuple(entry["metadata"]["short_names"]),
+                printer_columns=tuple(entry["metadata"]["printer_columns"]),
+            )
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            logger.warning(
+                "ignoring an unreadable schema cache entry", path=str(path), error=str(error)
+            )
+            return None
+        return schema, metadata
+
+    def store(
+        self,
+        module_digest: str,
+        cue_binary: Path,
+        schema: InputSchema,
+        metadata: ModuleMetadata,
+    ) -> None:
+        entry = {
+            "moduleDigest": module_digest,
+            "schema": {
+                "structural": schema.structural,
+                "json_schema": schema.json_schema,
+                "notes": list(schema.notes),
+            },
+            "metadata": {
+                "name": metadata.name,
+                "version": metadata.version,
+                "kind": metadata.kind,
+                "short_names": list(metadata.short_names),
+                "printer_columns": list(metadata.printer_columns),
+            },
+        }
+        path = self._path(module_digest, cue_binary)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            handle, staging = tempfile.mkstemp(prefix=".staging-", dir=self.directory)
+            with os.fdopen(handle, "w") as file:
+                json.dump(entry, file)
+            os.replace(staging, path)
+        except OSError as error:  # a read-only or full disk costs a cue run next time, no more
+            logger.warning("could not cache a module schema", path=str(path), error=str(error))
