@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pequod.cue.runner import CueError
-from pequod.delivery.oci import FetchError, OciClient, OciReference
+from pequod.delivery.oci import FetchError, OciReference
 from pequod.module.metadata import read_metadata
 from pequod.module.source import ModuleError, load_directory
 
@@ -49,6 +49,8 @@ def _push(arguments: argparse.Namespace) -> int:
         print(f"pequod push: {module.directory}: {error}", file=sys.stderr)
         return 1
     try:
+        from pequod.delivery.oci_client import OciClient  # oras: only for this command
+
         digest = OciClient(reference, credentials=credentials).push(
             module.directory,
             name=metadata.name or module.directory.name,

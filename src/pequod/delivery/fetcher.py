@@ -10,13 +10,16 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from pequod.delivery.cache import ModuleCache
 from pequod.delivery.git import GitClient, GitCredentials, GitReference
-from pequod.delivery.oci import FetchError, OciClient, OciReference
+from pequod.delivery.oci import FetchError, OciReference
 from pequod.metrics import MODULE_FETCHES
 from pequod.module.source import ModuleSource, load_directory
+
+if TYPE_CHECKING:
+    from pequod.delivery.oci_client import OciClient
 
 T = TypeVar("T")
 
@@ -63,6 +66,9 @@ class ModuleFetcher:
         reference = OciReference.parse(ref, insecure=insecure)
 
         def client() -> OciClient:
+            # Loaded on the first OCI module: oras and requests stay out of other operators.
+            from pequod.delivery.oci_client import OciClient
+
             return OciClient(reference, credentials=credentials, timeout=self.settings.timeout)
 
         if reference.digest and not reference.tag:

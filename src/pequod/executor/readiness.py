@@ -6,10 +6,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import celpy
-from celpy import celtypes
-from celpy.adapter import json_to_cel
-
 
 @dataclass(frozen=True)
 class Readiness:
@@ -76,11 +72,18 @@ _DEFAULTS = {
 
 @functools.cache
 def _program(expression: str) -> Any:
+    # cel-python is loaded with the first CEL expression: operators whose modules use none
+    # do without it.
+    import celpy
+
     environment = celpy.Environment()
     return environment.program(environment.compile(expression))
 
 
 def cel(obj: dict[str, Any], expression: str) -> Readiness:
+    from celpy import celtypes
+    from celpy.adapter import json_to_cel
+
     try:
         result = _program(expression).evaluate({"object": json_to_cel(obj)})
     except Exception as error:  # CEL errors (missing fields...) mean "not ready yet"
