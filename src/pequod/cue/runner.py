@@ -90,7 +90,8 @@ async def run_cue(
     ]
     try:
         await _feed(process, stdin)
-        stdout, stderr = await asyncio.wait_for(asyncio.gather(*readers), settings.timeout_seconds)
+        async with asyncio.timeout(settings.timeout_seconds):
+            stdout, stderr = await asyncio.gather(*readers)
         await process.wait()
     except TimeoutError:
         raise CueTimeoutError(

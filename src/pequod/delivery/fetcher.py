@@ -154,7 +154,8 @@ class ModuleFetcher:
         delay = 0.5
         for number in range(1, self.settings.attempts + 1):
             try:
-                result = await asyncio.wait_for(attempt(), self.settings.timeout * 2)
+                async with asyncio.timeout(self.settings.timeout * 2):
+                    result = await attempt()
             except (FetchError, TimeoutError) as error:
                 transient = isinstance(error, TimeoutError) or error.transient
                 if not transient or number == self.settings.attempts:

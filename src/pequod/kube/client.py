@@ -302,7 +302,10 @@ class KubeClient:
             if response.status >= 400:
                 raise _api_error(response.status, await response.read())
             while True:
-                line = await asyncio.wait_for(response.content.readline(), inactivity_timeout)
+                # asyncio.timeout, not wait_for: in Python 3.11 wait_for can swallow a
+                # cancellation that arrives as a line does, and the watch would run on.
+                async with asyncio.timeout(inactivity_timeout):
+                    line = await response.content.readline()
                 if not line:
                     return
                 event: dict[str, Any] = orjson.loads(line)

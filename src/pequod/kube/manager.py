@@ -112,10 +112,8 @@ class Manager:
         for key, (informer, task) in list(self._informers.items()):
             if task is None:
                 self._informers[key] = (informer, self._start_informer(informer))
-        await asyncio.wait_for(
-            asyncio.gather(*(i.synced.wait() for i, _ in self._informers.values())),
-            sync_timeout,
-        )
+        async with asyncio.timeout(sync_timeout):
+            await asyncio.gather(*(i.synced.wait() for i, _ in self._informers.values()))
         logger.info("caches synced", informers=len(self._informers))
         for controller in self._controllers:
             self._controller_tasks.append(
