@@ -59,7 +59,7 @@ def test_a_batch_renders_what_single_processes_render() -> None:
     single = asyncio.run(render_all(Renderer(max_batch=1), batch))
     assert [outcome(r) for r in batched] == [outcome(r) for r in single]
     assert all(isinstance(r, RenderResult) for r in batched)
-    # The first starts at once; the others wait and are evaluated together.
+    # Two start at once; the others wait and are evaluated together.
     assert batched_processes < len(batch), batched_processes
 
 
