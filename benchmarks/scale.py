@@ -17,6 +17,11 @@ until the work queues are empty), and one edit to the module that changes every 
 Variant `apiserver` (etcd and kube-apiserver; readiness `Exists`) measures Pequod itself;
 `full` adds kube-controller-manager, kube-scheduler and kwok, and waits for Deployments to be
 Available.
+
+Also reported: the CPU seconds etcd and kube-apiserver spent during the floor and during
+Pequod's run (on two cores they share the machine with the operator), the operator's RSS
+once it serves the Transform, and reconciles by controller. SIGUSR1 prints where each of the
+benchmark's tasks waits. benchmarks/api_costs.py prices each kind of request.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from pequod.controlplane.cluster import free_port
 from pequod.controlplane.process import ComponentProcess
 from pequod.kube.client import KubeClient
 from pequod.kube.informer import Informer, InformerEvent
+from pequod.kube.manager import dump_tasks
 from pequod.kube.resources import ResourceType
 from pequod.module.source import load_directory
 from pequod.render.instance import Instance
@@ -123,6 +129,20 @@ MODULE = """package benchapp
 def module_source(edition: str, variant: str) -> str:
     ready = 'readyWhen: [{type: "Exists"}]' if variant == "apiserver" else ""
     return MODULE.replace("EDITION", edition).replace("READY", ready)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def plane_cpu_seconds(plane: ControlPlane) -> dict[str, float]:
+    """CPU seconds used so far by each component of the control plane."""
+    return {name: process_cpu_seconds(pid) for name, pid in plane.process_ids().items()}
+
+
+def cpu_difference(after: dict[str, float], before: dict[str, float]) -> dict[str, float]:
+    return {name: round(after[name] - before.get(name, 0.0), 1) for name in after}
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -224,6 +244,13 @@ class Operator:
             "peak_rss_mib": peak / 1024,
         }
 
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        return (
+            next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+            / 1024
+        )
+
     def idle(self) -> bool:
         metrics = self.metrics()
         return all(
@@ -242,6 +269,15 @@ def cue_runs(metrics: dict[str, float]) -> int:
 def requests_by_verb(metrics: dict[str, float]) -> dict[str, int]:
     prefix = 'pequod_api_requests_total{verb="'
     return {k[len(prefix) : -2]: int(v) for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def reconciles_by_controller(metrics: dict[str, float]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for name, value in metrics.items():
+        if name.startswith("pequod_reconcile_total{"):
+            controller = name.split('controller="', 1)[1].split('"', 1)[0]
+            counts[controller] = counts.get(controller, 0) + int(value)
+    return counts
 
 
 def writes(by_verb: dict[str, int]) -> int:
@@ -277,11 +313,15 @@ class Figures:
     cpu_seconds: float = 0.0
     children_cpu_seconds: float = 0.0
     peak_rss_mib: float = 0.0
+    serving_rss_mib: float = 0.0
+    reconciles: dict[str, int] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     cue_runs: int = 0
     resync: dict[str, Any] = field(default_factory=dict)
     restart: dict[str, Any] = field(default_factory=dict)
     module_edit_seconds: float = 0.0
+    floor_plane_cpu_seconds: dict[str, float] = field(default_factory=dict)
+    plane_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ratio(self) -> float:
@@ -352,6 +392,8 @@ def transform(source: str) -> str:
 
 
 async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -> Figures:
+    # SIGUSR1 prints where each of the benchmark's tasks waits.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
     figures = Figures(size, variant)
     plane = ControlPlane(work / f"plane-{size}")
     plane.start()
@@ -365,11 +407,14 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
         kubectl(plane, "apply", "--server-side", "-f", str(REPOSITORY / "manifests" / "crds"))
 
         objects = await rendered_objects(size, variant, work / f"module-{size}")
+        before_floor = plane_cpu_seconds(plane)
         figures.floor_seconds = await floor(client, objects, apply_concurrency)
+        figures.floor_plane_cpu_seconds = cpu_difference(plane_cpu_seconds(plane), before_floor)
 
         operator.start()
         kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("one", variant)))
         kubectl(plane, "wait", "--for=condition=Ready", "transform/benchapp", "--timeout=120s")
+        figures.serving_rss_mib = operator.rss_mib()
 
         created: dict[str, float] = {}
         ready: dict[str, float] = {}
@@ -405,9 +450,11 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
                     },
                 )
 
+        before_instances = plane_cpu_seconds(plane)
         first = time.monotonic()
         await asyncio.gather(*(create(i) for i in range(size)))
         await asyncio.wait_for(all_ready.wait(), timeout=60 + size * 1.5)
+        figures.plane_cpu_seconds = cpu_difference(plane_cpu_seconds(plane), before_instances)
         figures.wall_seconds = max(ready.values()) - first
         latencies = [ready[n] - created[n] for n in created]
         figures.ready_p50_seconds = percentile(latencies, 0.5)
@@ -415,6 +462,7 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
         await wait_until(operator.idle, 120, "queues idle")
         metrics = operator.metrics()
         figures.requests = requests_by_verb(metrics)
+        figures.reconciles = reconciles_by_controller(metrics)
         figures.cue_runs = cue_runs(metrics)
         figures.__dict__.update(operator.resources())
 
@@ -470,7 +518,13 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
         await graphs.synced.wait()
         started = time.monotonic()
         kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("two", variant)))
-        await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
+        try:
+            await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
+        except TimeoutError:
+            raise TimeoutError(
+                f"after the module edit, {len(new_graphs)}/{size} graphs carry the new render "
+                f"and are Ready; {len(old_hashes)} graphs seen"
+            ) from None
         figures.module_edit_seconds = time.monotonic() - started
         for task in (watching, watching_graphs):
             task.cancel()
@@ -515,6 +569,16 @@ def report(results: list[Figures]) -> None:
             f"{f.variant:<10}{f.size:>6}  {resync:<26}{restart:<26}{f.module_edit_seconds:>14.1f}"
         )
     print()
+    for f in results:
+        print(
+            f"control plane CPU s, N={f.size}: floor {json.dumps(f.floor_plane_cpu_seconds)}, "
+            f"Pequod {json.dumps(f.plane_cpu_seconds)}"
+        )
+    for f in results:
+        print(
+            f"N={f.size}: RSS serving the Transform {f.serving_rss_mib:.0f} MiB; "
+            f"reconciles {json.dumps(f.reconciles)}"
+        )
     for f in results:
         print(f"requests by verb, N={f.size}: {json.dumps(dict(sorted(f.requests.items())))}")
 
