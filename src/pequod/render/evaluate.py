@@ -171,11 +171,14 @@ class RenderEvaluator:
                 del queue.waiting[: self.max_batch]
                 try:
                     await self._run(queue.module, batch)
-                except BaseException:
-                    # Cancelled (shutdown): nobody is left to settle these.
+                except asyncio.CancelledError:
+                    # Shutdown: nobody is left to settle these.
                     for request in batch:
                         request.result.cancel()
                     raise
+                except Exception as error:  # a surprise fails this batch, not the queue
+                    for request in batch:
+                        _set_exception(request, error)
         finally:
             queue.running -= 1
             if not queue.running:
@@ -189,7 +192,7 @@ class RenderEvaluator:
         if len(batch) > 1:
             try:
                 results = await evaluate_many(module, [r.instance for r in batch], self.settings)
-            except Exception:
+            except Exception:  # one of them is wrong: each is evaluated alone below
                 pass
             else:
                 for request, evaluated in zip(batch, results, strict=True):
@@ -203,7 +206,7 @@ class RenderEvaluator:
                 continue  # its reconcile was cancelled
             try:
                 evaluated = await evaluate_one(module, request.instance, self.settings)
-            except Exception as error:
+            except Exception as error:  # handed to the render waiting for it
                 _set_exception(request, error)
             else:
                 _set_result(request, evaluated)
