@@ -29,6 +29,9 @@ from pequod.controlplane.process import ComponentProcess
 from pequod.toolchain.locate import find_binary
 
 SERVICE_CIDR = "10.0.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+"""Pod IPs kwok hands out: apart from the Services', and room for thousands of pods."""
+NODE_IP = "10.244.0.1"
 KWOK_NODE_NAME = "kwok-node-0"
 STORAGE_CLASS_NAME = "standard"
 _ADMIN = Identity("admin", "pequod-admin", ("system:masters",))
@@ -312,6 +315,12 @@ class ControlPlane:
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
                 "--controllers=*,-nodeipam,-cloud-node-lifecycle,-service,-route",
                 "--enable-hostpath-provisioner=true",
+                # Client-side rate limits for a machine-local API server (the defaults, 20/s,
+                # make a thousand Deployments take minutes to become Available).
+                "--kube-api-qps=200",
+                "--kube-api-burst=400",
+                "--concurrent-deployment-syncs=10",
+                "--concurrent-replicaset-syncs=10",
                 "--v=1",
             ],
         )
@@ -338,8 +347,8 @@ class ControlPlane:
                 "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
                 "--manage-nodes-with-label-selector=",
                 "--manage-single-node=",
-                "--cidr=10.0.1.0/24",
-                "--node-ip=10.0.1.1",
+                f"--cidr={POD_CIDR}",
+                f"--node-ip={NODE_IP}",
                 "--node-lease-duration-seconds=40",
                 f"--server-address=127.0.0.1:{free_port()}",
             ],
@@ -366,8 +375,8 @@ class ControlPlane:
                     },
                 },
                 "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "250"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "250"},
+                    "allocatable": {"cpu": "1000", "memory": "4Ti", "pods": "5000"},
+                    "capacity": {"cpu": "1000", "memory": "4Ti", "pods": "5000"},
                 },
             },
         )
