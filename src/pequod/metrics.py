@@ -157,6 +157,11 @@ API_REQUESTS = Counter(
     ["verb"],
     registry=REGISTRY,
 )
+API_CLIENT_THROTTLED_SECONDS = Counter(
+    "pequod_api_client_throttled_seconds_total",
+    "Seconds requests waited for the client-side rate limit (--kube-api-qps).",
+    registry=REGISTRY,
+)
 LEASE_UPDATES = Counter(
     "pequod_leader_election_lease_updates_total",
     "Writes to the leader election Lease (acquisitions and renewals).",

@@ -27,6 +27,9 @@ LEADER_FLAGS = (
     "--leader-election-lease-duration=4",
     "--leader-election-renew-deadline=3",
     "--leader-election-retry-period=0.5",
+    # A client-side rate limit, as a production install might set it.
+    "--kube-api-qps=200",
+    "--kube-api-burst=50",
 )
 
 

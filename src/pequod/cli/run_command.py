@@ -25,6 +25,16 @@ def register(commands: Any) -> None:
     run.add_argument("--resync-period", type=float, default=600.0, help="seconds (0: never)")
     run.add_argument("--cue-timeout", type=float, default=10.0)
     run.add_argument(
+        "--kube-api-qps",
+        type=float,
+        default=0.0,
+        help="client-side limit on API requests per second (0: none, the API server's "
+        "priority and fairness decides)",
+    )
+    run.add_argument(
+        "--kube-api-burst", type=int, default=100, help="requests allowed at once above the QPS"
+    )
+    run.add_argument(
         "--render-batch-size",
         type=int,
         default=32,
@@ -116,6 +126,12 @@ def configure_logging(level: str, log_format: str) -> None:
 
 
 def _run(arguments: argparse.Namespace) -> int:
+    if arguments.kube_api_qps < 0 or arguments.kube_api_burst < 1:
+        print(
+            "pequod run: --kube-api-qps must be 0 or more and --kube-api-burst at least 1",
+            file=sys.stderr,
+        )
+        return 2
     configure_logging(arguments.log_level, arguments.log_format)
     settings = OperatorSettings(
         kubeconfig=arguments.kubeconfig,
@@ -125,6 +141,8 @@ def _run(arguments: argparse.Namespace) -> int:
         resync_period=arguments.resync_period or None,
         cue_timeout=arguments.cue_timeout,
         render_batch_size=arguments.render_batch_size,
+        kube_api_qps=arguments.kube_api_qps,
+        kube_api_burst=arguments.kube_api_burst,
         apply_concurrency=arguments.apply_concurrency,
         ready_timeout=arguments.ready_timeout,
         metrics_bind_address=arguments.metrics_bind_address,

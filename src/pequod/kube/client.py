@@ -14,6 +14,7 @@ import orjson
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 
+from pequod.kube.ratelimit import RateLimiter
 from pequod.kube.resources import ResourceType
 from pequod.metrics import API_REQUESTS
 
@@ -77,8 +78,9 @@ class RequestCounters:
 
 
 class KubeClient:
-    def __init__(self, api: k8s.ApiClient) -> None:
+    def __init__(self, api: k8s.ApiClient, *, rate_limiter: RateLimiter | None = None) -> None:
         self.api = api
+        self.rate_limiter = rate_limiter
         self.api.user_agent = "pequod"
         # kubernetes-asyncio's session trusts the environment, which costs every request two
         # thread-pool hops (a ~/.netrc read and a proxy lookup). Without proxy variables there
@@ -90,7 +92,11 @@ class KubeClient:
 
     @classmethod
     async def from_kubeconfig(
-        cls, path: str | None = None, context: str | None = None
+        cls,
+        path: str | None = None,
+        context: str | None = None,
+        *,
+        rate_limiter: RateLimiter | None = None,
     ) -> KubeClient:
         """From a kubeconfig file, or the in-cluster service account when ``path`` is None and
         the process runs in a pod."""
@@ -108,7 +114,7 @@ class KubeClient:
             await k8s_config.load_kube_config(
                 config_file=path, context=context, client_configuration=configuration
             )
-        return cls(k8s.ApiClient(configuration))
+        return cls(k8s.ApiClient(configuration), rate_limiter=rate_limiter)
 
     async def close(self) -> None:
         await self.api.close()
@@ -127,6 +133,8 @@ class KubeClient:
         request_timeout: float = 60.0,
     ) -> Any:
         self.counters.count(verb)
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
         response = await self.api.call_api(
             path,
             method,
@@ -288,6 +296,8 @@ class KubeClient:
         if field_selector:
             query.append(("fieldSelector", field_selector))
         self.counters.count("watch")
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
         response = await self.api.call_api(
             rt.collection_path(namespace),
             "GET",

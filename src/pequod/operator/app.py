@@ -19,6 +19,7 @@ from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.kube.client import KubeClient
 from pequod.kube.leaderelection import LeaderElector, LeaseSettings
 from pequod.kube.manager import Manager, dump_tasks
+from pequod.kube.ratelimit import RateLimiter
 from pequod.metrics import LEADER
 from pequod.operator.events import EventRecorder
 from pequod.operator.graph_controller import GraphReconciler
@@ -53,6 +54,10 @@ class OperatorSettings:
     leader_election_lease_duration: float = 15.0
     leader_election_renew_deadline: float = 10.0
     leader_election_retry_period: float = 2.0
+    kube_api_qps: float = 0.0
+    """Client-side limit on API requests a second; 0 leaves it to the API server's priority
+    and fairness."""
+    kube_api_burst: int = 100
     module_cache_dir: str | None = None
     module_cache_bytes: int = 512 * 1024 * 1024
     module_resolve_ttl: float = 60.0
@@ -71,7 +76,13 @@ class Operator:
 
 
 async def build_operator(settings: OperatorSettings) -> Operator:
-    client = await KubeClient.from_kubeconfig(settings.kubeconfig, settings.context)
+    client = await KubeClient.from_kubeconfig(
+        settings.kubeconfig,
+        settings.context,
+        rate_limiter=RateLimiter(settings.kube_api_qps, settings.kube_api_burst)
+        if settings.kube_api_qps > 0
+        else None,
+    )
     manager = Manager(client, resync_period=settings.resync_period)
     registry = ApiRegistry()
     cue_settings = CueSettings(timeout_seconds=settings.cue_timeout)
