@@ -131,9 +131,15 @@ def module_source(edition: str, variant: str) -> str:
     return MODULE.replace("EDITION", edition).replace("READY", ready)
 
 
-def process_cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process, and of its children that have exited."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks, (int(fields[13]) + int(fields[14])) / ticks
+
+
+def process_cpu_seconds(pid: int) -> float:
+    return cpu_seconds(pid)[0]
 
 
 def plane_cpu_seconds(plane: ControlPlane) -> dict[str, float]:
@@ -231,25 +237,21 @@ class Operator:
 
     def resources(self) -> dict[str, float]:
         """CPU seconds (own, and of its exited cue children) and peak RSS of the process."""
-        pid = self.pid
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        status = Path(f"/proc/{pid}/status").read_text()
-        peak = next(
-            int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM")
-        )
+        own, children = cpu_seconds(self.pid)
         return {
-            "cpu_seconds": (int(fields[11]) + int(fields[12])) / ticks,
-            "children_cpu_seconds": (int(fields[13]) + int(fields[14])) / ticks,
-            "peak_rss_mib": peak / 1024,
+            "cpu_seconds": own,
+            "children_cpu_seconds": children,
+            "peak_rss_mib": self._status_kib("VmHWM:") / 1024,
         }
 
-    def rss_mib(self) -> float:
+    def _status_kib(self, field_name: str) -> int:
         status = Path(f"/proc/{self.pid}/status").read_text()
-        return (
-            next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-            / 1024
+        return next(
+            int(line.split()[1]) for line in status.splitlines() if line.startswith(field_name)
         )
+
+    def rss_mib(self) -> float:
+        return self._status_kib("VmRSS:") / 1024
 
     def idle(self) -> bool:
         metrics = self.metrics()

@@ -32,16 +32,15 @@ async def generate_api(
 ) -> GeneratedApi:
     """The CRD of ``module`` for ``requested``. With a ``cache``, what cue says about a module
     digest is read from it when it is there (no cue run) and written to it when it is not."""
-    binary = (settings or CueSettings()).resolve_binary() if cache is not None else None
-    cached = cache.load(module.digest, binary) if cache is not None and binary else None
-    if cached is not None:
-        schema, metadata = cached
+    if cache is None:
+        schema, metadata = await _ask_cue(module, settings)
     else:
-        schema, metadata = await asyncio.gather(
-            extract_input_schema(module, settings), read_metadata(module, settings)
-        )
-        if cache is not None and binary is not None:
-            cache.store(module.digest, binary, schema, metadata)
+        binary = (settings or CueSettings()).resolve_binary()
+        cached = cache.load(module.digest, binary)
+        if cached is None:
+            cached = await _ask_cue(module, settings)
+            cache.store(module.digest, binary, *cached)
+        schema, metadata = cached
     definition = replace(
         requested,
         kind=requested.kind or metadata.kind,
@@ -49,3 +48,13 @@ async def generate_api(
         printer_columns=requested.printer_columns or metadata.printer_columns,
     )
     return GeneratedApi(definition, schema, metadata, build_crd(definition, schema.structural))
+
+
+async def _ask_cue(
+    module: ModuleSource, settings: CueSettings | None
+) -> tuple[InputSchema, ModuleMetadata]:
+    """The module's #Input as a schema, and its metadata: two cue runs, side by side."""
+    schema, metadata = await asyncio.gather(
+        extract_input_schema(module, settings), read_metadata(module, settings)
+    )
+    return schema, metadata
