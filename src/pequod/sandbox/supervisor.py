@@ -72,9 +72,17 @@ class Sandbox:
             self._steps()
         except (ControlPlaneError, ToolchainBuildError, KubectlError) as error:
             raise SandboxError(str(error)) from error
+        # From the moment the sandbox says it is Ready (its record, then the caller's
+        # "Ctrl-C stops it"), a SIGINT or SIGTERM must mean "stop cleanly", never a
+        # KeyboardInterrupt or a default death between here and serve().
+        self._handle_stop_signals()
         self.record.phase = "Ready"
         self.state.write(self.record)
         return self.record
+
+    def _handle_stop_signals(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._stop.set())
 
     def _steps(self) -> None:
         progress = self.progress
@@ -252,9 +260,8 @@ class Sandbox:
 
     def serve(self) -> None:
         """Keeps the sandbox running until SIGTERM or SIGINT; restarts the operator if it
-        exits (as its Deployment would) and records a control-plane component that died."""
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, lambda *_: self._stop.set())
+        exits (as its Deployment would) and records a control-plane component that died.
+        The signal handlers are in place since :meth:`up` returned."""
         while not self._stop.wait(1.0):
             if self.operator is not None and self.operator.exit_code() is not None:
                 self.progress.line(
