@@ -19,6 +19,7 @@ from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
 from pequod.crdgen.generate import generate_api
 from pequod.cue.diagnostics import Diagnostic
 from pequod.cue.runner import CueError, CueSettings
+from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.graph.validate import NamespacePolicy
 from pequod.module.reference import load_module
 from pequod.module.source import ModuleError, ModuleSource
@@ -84,6 +85,13 @@ def _instance_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
         help="another namespace rendered objects may go to ('*': any)",
     )
     parser.add_argument("--allow-cluster-scoped", action="store_true")
+    parser.add_argument(
+        "--max-graph-bytes",
+        type=int,
+        default=DEFAULT_MAX_GRAPH_BYTES,
+        help="refuse a graph larger than this as a ResourceGraph, as the operator's flag "
+        f"of the same name does (default {DEFAULT_MAX_GRAPH_BYTES})",
+    )
 
 
 def _settings(arguments: argparse.Namespace) -> CueSettings:
@@ -156,9 +164,8 @@ async def _render_with(arguments: argparse.Namespace, module: ModuleSource) -> R
         tuple(arguments.allowed_namespaces),
         arguments.allow_cluster_scoped,
     )
-    return await Renderer(_settings(arguments)).render(
-        module, instance, policies=policies, namespaces=namespaces
-    )
+    renderer = Renderer(_settings(arguments), max_graph_bytes=arguments.max_graph_bytes)
+    return await renderer.render(module, instance, policies=policies, namespaces=namespaces)
 
 
 def _report_violations(result: RenderResult) -> int:

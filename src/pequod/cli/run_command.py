@@ -11,6 +11,7 @@ from typing import Any
 import structlog
 
 from pequod.api.names import OPERATOR_NAMESPACE
+from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.operator.app import OperatorSettings, run_operator
 
 
@@ -43,6 +44,13 @@ def register(commands: Any) -> None:
     run.add_argument("--apply-concurrency", type=int, default=8, help="objects applied at once")
     run.add_argument(
         "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
+    )
+    run.add_argument(
+        "--max-graph-bytes",
+        type=int,
+        default=DEFAULT_MAX_GRAPH_BYTES,
+        help="largest ResourceGraph an instance may render, in bytes; keep it below etcd's "
+        f"--max-request-bytes (default {DEFAULT_MAX_GRAPH_BYTES}, etcd's default is 1572864)",
     )
     run.add_argument(
         "--module-cache-dir", help="where OCI and Git modules are cached ($PEQUOD_MODULE_CACHE)"
@@ -132,6 +140,9 @@ def _run(arguments: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if arguments.max_graph_bytes < 1:
+        print("pequod run: --max-graph-bytes must be at least 1", file=sys.stderr)
+        return 2
     configure_logging(arguments.log_level, arguments.log_format)
     settings = OperatorSettings(
         kubeconfig=arguments.kubeconfig,
@@ -145,6 +156,7 @@ def _run(arguments: argparse.Namespace) -> int:
         kube_api_burst=arguments.kube_api_burst,
         apply_concurrency=arguments.apply_concurrency,
         ready_timeout=arguments.ready_timeout,
+        max_graph_bytes=arguments.max_graph_bytes,
         metrics_bind_address=arguments.metrics_bind_address,
         module_cache_dir=arguments.module_cache_dir,
         module_cache_bytes=arguments.module_cache_size * 1024 * 1024,

@@ -16,6 +16,7 @@ from pequod.api.names import OPERATOR_NAMESPACE
 from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueSettings
 from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
+from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.kube.client import KubeClient
 from pequod.kube.leaderelection import LeaderElector, LeaseSettings
 from pequod.kube.manager import Manager, dump_tasks
@@ -46,6 +47,7 @@ class OperatorSettings:
     render_batch_size: int = 32
     apply_concurrency: int = 8
     ready_timeout: float = 600.0
+    max_graph_bytes: int = DEFAULT_MAX_GRAPH_BYTES
     metrics_bind_address: str = ":8080"
     health_probe_bind_address: str = ":8081"
     leader_elect: bool = False
@@ -87,7 +89,10 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     registry = ApiRegistry()
     cue_settings = CueSettings(timeout_seconds=settings.cue_timeout)
     renderer = Renderer(
-        cue_settings, settings.render_cache_entries, max_batch=settings.render_batch_size
+        cue_settings,
+        settings.render_cache_entries,
+        max_batch=settings.render_batch_size,
+        max_graph_bytes=settings.max_graph_bytes,
     )
     events = EventRecorder(client)
     cache_root = (

@@ -28,7 +28,7 @@ from pequod.api.names import (
 from pequod.cue.runner import CueError
 from pequod.delivery.fetcher import ModuleFetcher
 from pequod.graph.model import Violation
-from pequod.kube.client import KubeClient
+from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
@@ -42,7 +42,7 @@ from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance, render_hash
-from pequod.render.render import Renderer, RenderError, RenderResult
+from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
 
 logger = structlog.get_logger(__name__)
 
@@ -124,7 +124,22 @@ class InstanceReconciler:
             result = await self._render(served, instance, status, module, rendered)
             if result is None:
                 return DONE
-            await self._write_graph(served, instance, graph_name, module, pinned, result)
+            try:
+                await self._write_graph(served, instance, graph_name, module, pinned, result)
+            except ApiError as error:
+                if _retryable(error):
+                    raise  # the work queue backs off and tries again
+                # Permanent until the render changes: say so in the status, once, and keep
+                # the graph in force that was written before (if any).
+                await self._invalid(
+                    served,
+                    instance,
+                    status,
+                    "Rendered",
+                    "GraphRejected",
+                    f"the API server refused ResourceGraph {graph_name}: {_api_message(error)}",
+                )
+                return DONE
             log.info(
                 "resource graph written", graph=graph_name, render_hash=result.render_hash[:19]
             )
@@ -173,6 +188,9 @@ class InstanceReconciler:
                 policies=served.policies,
                 namespaces=served.namespace_policy(rendered.namespace),
             )
+        except GraphTooLargeError as error:
+            await self._invalid(served, instance, status, "Rendered", "GraphTooLarge", str(error))
+            return None
         except RenderError as error:
             message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
             await self._invalid(served, instance, status, "Rendered", "RenderFailed", message)
@@ -324,7 +342,7 @@ class InstanceReconciler:
             "observedGeneration": generation,
             "conditions": conditions,
         }
-        if await write_status(self.client, served.resource_type, instance, desired):
+        if await self._write_instance_status(served, instance, desired):
             await self.events.record(instance, "Warning", reason, message)
             logger.warning(
                 "instance invalid",
@@ -393,7 +411,43 @@ class InstanceReconciler:
             "totalNodes": total,
             "violations": result.violations,
         }
-        await write_status(self.client, served.resource_type, instance, desired)
+        await self._write_instance_status(served, instance, desired)
+
+    async def _write_instance_status(
+        self, served: ServedApi, instance: dict[str, Any], desired: dict[str, Any]
+    ) -> bool:
+        """Writes the instance's status; returns whether it wrote. A status the API server
+        refuses for good (a status schema the module's CRD narrowed, a size limit) is replaced
+        by one that carries only the refusal as the Ready condition, so it still shows in
+        ``kubectl get``; if even that is refused, a Warning Event says why."""
+        try:
+            return await write_status(self.client, served.resource_type, instance, desired)
+        except ApiError as error:
+            if _retryable(error):
+                raise
+            message = f"the API server refused the instance's status: {_api_message(error)}"
+        generation = instance["metadata"].get("generation")
+        conditions = set_condition(
+            desired.get("conditions") or [],
+            "Ready",
+            False,
+            "StatusRejected",
+            message,
+            generation,
+        )
+        minimal = {"phase": "Failed", "observedGeneration": generation, "conditions": conditions}
+        try:
+            written = await write_status(self.client, served.resource_type, instance, minimal)
+        except ApiError as error:
+            if _retryable(error):
+                raise
+            written = False
+            message += f"; a status with only this condition was refused too: {error.message}"
+        logger.warning(
+            "instance status refused", instance=instance["metadata"]["name"], message=message
+        )
+        await self.events.record(instance, "Warning", "StatusRejected", message)
+        return written
 
 
 @dataclass(frozen=True)
@@ -438,6 +492,16 @@ def _graph_is_current(
         and list(metadata.get("allowedNamespaces") or []) == list(served.allowed_namespaces)
         and bool(metadata.get("allowClusterScoped")) == served.allow_cluster_scoped
     )
+
+
+def _retryable(error: ApiError) -> bool:
+    """Worth another try: throttling, conflicts, server errors, except etcd's refusal of a
+    request over its size limit (a 500 that no retry can mend)."""
+    return error.transient and "request is too large" not in error.message
+
+
+def _api_message(error: ApiError) -> str:
+    return f"{error.status} {error.reason}: {error.message}"[:1024]
 
 
 def _dry_run(instance: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pequod.cue.runner import CueSettings
 from pequod.graph.model import SEVERITY_ERROR, Graph, Violation
+from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES, GraphSize, measure
 from pequod.graph.validate import GraphError, NamespacePolicy, build_graph
 from pequod.metrics import RENDER_CACHE_HITS, RENDER_CACHE_MISSES
 from pequod.module.source import ModuleSource
@@ -28,6 +29,8 @@ class RenderResult:
     """The module's own violations, then every policy's."""
     render_hash: str
     module_digest: str
+    size: GraphSize
+    """What the graph takes as a ResourceGraph (see :mod:`pequod.graph.size`)."""
 
     @property
     def blocked(self) -> bool:
@@ -44,10 +47,21 @@ class RenderResult:
         }
 
 
+class GraphTooLargeError(RenderError):
+    """The render is valid but its ResourceGraph would exceed the size limit. Permanent until
+    the instance, the module or the policies change."""
+
+    def __init__(self, module: ModuleSource, size: GraphSize, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{module.reference}: {size.describe(limit)}", [])
+
+
 class Renderer:
     """Renders with a cache keyed by render hash: the same module, policies and input are
     rendered by ``cue`` once; renders of one module that arrive together share a ``cue``
-    process (see :mod:`pequod.render.evaluate`)."""
+    process (see :mod:`pequod.render.evaluate`). A graph larger than ``max_graph_bytes`` as a
+    ResourceGraph is refused (:class:`GraphTooLargeError`), cached or not."""
 
     def __init__(
         self,
@@ -55,8 +69,10 @@ class Renderer:
         cache_entries: int = 256,
         *,
         max_batch: int = DEFAULT_MAX_BATCH,
+        max_graph_bytes: int = DEFAULT_MAX_GRAPH_BYTES,
     ) -> None:
         self.settings = settings
+        self.max_graph_bytes = max_graph_bytes
         self.cache: RenderCache[RenderResult] = RenderCache(cache_entries)
         self.evaluator = RenderEvaluator(settings, max_batch=max_batch)
 
@@ -71,13 +87,15 @@ class Renderer:
         namespaces = namespaces or NamespacePolicy(instance.namespace)
         hash_value = render_hash(module.digest, instance, tuple(p.digest for p in policies))
         cache_key = hash_value + "/" + canonical_json(namespaces.__dict__).decode()
-        cached = self.cache.get(cache_key)
-        if cached is not None:
+        result = self.cache.get(cache_key)
+        if result is not None:
             RENDER_CACHE_HITS.inc()
-            return cached
-        RENDER_CACHE_MISSES.inc()
-        result = await self._render(module, instance, policies, namespaces, hash_value)
-        self.cache.put(cache_key, result)
+        else:
+            RENDER_CACHE_MISSES.inc()
+            result = await self._render(module, instance, policies, namespaces, hash_value)
+            self.cache.put(cache_key, result)
+        if result.size.total > self.max_graph_bytes:
+            raise GraphTooLargeError(module, result.size, self.max_graph_bytes)
         return result
 
     async def _render(
@@ -112,4 +130,5 @@ class Renderer:
             violations=tuple(violations),
             render_hash=hash_value,
             module_digest=module.digest,
+            size=measure(graph),
         )
