@@ -15,7 +15,7 @@ from pequod.api.names import (
 )
 from pequod.executor.ownership import graph_of
 from pequod.executor.run import PHASES, GraphExecutor, PassResult
-from pequod.kube.client import KubeClient
+from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
@@ -24,7 +24,7 @@ from pequod.metrics import DAG_NODES, RESOURCES_MANAGED
 from pequod.operator.conditions import set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.instance_controller import RESOURCE_GRAPHS
-from pequod.operator.writes import set_finalizers, write_status
+from pequod.operator.writes import refusal, refused_for_good, set_finalizers, write_status
 
 logger = structlog.get_logger(__name__)
 
@@ -212,7 +212,7 @@ class GraphReconciler:
             "nodes": [n.to_dict() for n in result.nodes.values()],
             "inventory": result.inventory,
         }
-        if await write_status(self.client, RESOURCE_GRAPHS, graph, status):
+        if await self._write_status(graph, status):
             applied = (
                 f"applied {', '.join(n.id for n in result.nodes.values() if n.applied_now)}"
                 if result.applied and not result.dry_run
@@ -229,3 +229,34 @@ class GraphReconciler:
                 await self.events.record(graph, "Normal", "Applied", applied)
             if result.pruned and not result.dry_run:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))
+
+    async def _write_status(self, graph: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Writes the graph's status; returns whether it wrote. A status the API server refuses
+        for good is replaced by one with only a Ready=False StatusRejected condition (so the
+        instance shows why), and a Warning Event says so; transient errors are retried."""
+        try:
+            return await write_status(self.client, RESOURCE_GRAPHS, graph, status)
+        except ApiError as error:
+            if not refused_for_good(error):
+                raise
+            message = f"the API server refused the graph's status: {refusal(error)}"
+        generation = graph["metadata"].get("generation")
+        conditions = set_condition(
+            status.get("conditions") or [], "Ready", False, "StatusRejected", message, generation
+        )
+        minimal = {
+            "phase": "Failed",
+            "observedGeneration": generation,
+            "conditions": conditions,
+            # What pruning and deletion work from.
+            "inventory": status.get("inventory") or [],
+        }
+        logger.warning("graph status refused", graph=graph["metadata"]["name"], message=message)
+        await self.events.record(graph, "Warning", "StatusRejected", message)
+        try:
+            return await write_status(self.client, RESOURCE_GRAPHS, graph, minimal)
+        except ApiError as error:
+            if not refused_for_good(error):
+                raise
+            logger.warning("graph status refused twice", graph=graph["metadata"]["name"])
+            return False

@@ -35,11 +35,11 @@ from pequod.kube.manager import Manager
 from pequod.kube.resources import ResourceType
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.conditions import is_true, now, set_condition
+from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
-from pequod.operator.writes import set_finalizers, write_status
+from pequod.operator.writes import refusal, refused_for_good, set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance, render_hash
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
@@ -127,7 +127,7 @@ class InstanceReconciler:
             try:
                 await self._write_graph(served, instance, graph_name, module, pinned, result)
             except ApiError as error:
-                if _retryable(error):
+                if not refused_for_good(error):
                     raise  # the work queue backs off and tries again
                 # Permanent until the render changes: say so in the status, once, and keep
                 # the graph in force that was written before (if any).
@@ -137,7 +137,7 @@ class InstanceReconciler:
                     status,
                     "Rendered",
                     "GraphRejected",
-                    f"the API server refused ResourceGraph {graph_name}: {_api_message(error)}",
+                    f"the API server refused ResourceGraph {graph_name}: {refusal(error)}",
                 )
                 return DONE
             log.info(
@@ -388,12 +388,17 @@ class InstanceReconciler:
         graph_ready = (
             is_true(graph_status.get("conditions") or [], "Ready") and graph_phase == "Ready"
         )
+        message = f"{ready_nodes}/{total} nodes ready"
+        if graph_phase == "Failed":
+            # The graph's own Ready message names the failed nodes and their errors.
+            found = condition(graph_status.get("conditions") or [], "Ready")
+            message = str((found or {}).get("message") or message)
         conditions = set_condition(
             conditions,
             "Ready",
             graph_ready,
             "GraphReady" if graph_ready else f"Graph{graph_phase}",
-            f"{ready_nodes}/{total} nodes ready",
+            message,
             generation,
         )
         desired = {
@@ -423,9 +428,9 @@ class InstanceReconciler:
         try:
             return await write_status(self.client, served.resource_type, instance, desired)
         except ApiError as error:
-            if _retryable(error):
+            if not refused_for_good(error):
                 raise
-            message = f"the API server refused the instance's status: {_api_message(error)}"
+            message = f"the API server refused the instance's status: {refusal(error)}"
         generation = instance["metadata"].get("generation")
         conditions = set_condition(
             desired.get("conditions") or [],
@@ -439,7 +444,7 @@ class InstanceReconciler:
         try:
             written = await write_status(self.client, served.resource_type, instance, minimal)
         except ApiError as error:
-            if _retryable(error):
+            if not refused_for_good(error):
                 raise
             written = False
             message += f"; a status with only this condition was refused too: {error.message}"
@@ -492,16 +497,6 @@ def _graph_is_current(
         and list(metadata.get("allowedNamespaces") or []) == list(served.allowed_namespaces)
         and bool(metadata.get("allowClusterScoped")) == served.allow_cluster_scoped
     )
-
-
-def _retryable(error: ApiError) -> bool:
-    """Worth another try: throttling, conflicts, server errors, except etcd's refusal of a
-    request over its size limit (a 500 that no retry can mend)."""
-    return error.transient and "request is too large" not in error.message
-
-
-def _api_message(error: ApiError) -> str:
-    return f"{error.status} {error.reason}: {error.message}"[:1024]
 
 
 def _dry_run(instance: dict[str, Any]) -> bool:

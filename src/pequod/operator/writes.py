@@ -1,5 +1,6 @@
 """The two writes every controller makes to the objects it reconciles: finalizers and status.
-Both name the operator as field manager; a status is written only when it changed."""
+Both name the operator as field manager; a status is written only when it changed. Also which
+refusals of a write are for good (to report in a condition) and which are worth a retry."""
 
 from __future__ import annotations
 
@@ -67,3 +68,14 @@ async def write_status(
             return False
         raise
     return True
+
+
+def refused_for_good(error: ApiError) -> bool:
+    """An answer no retry mends: a 4xx other than conflicts and throttling, or etcd's refusal
+    of a request over its size limit (which the API server returns as a 500)."""
+    return not error.transient or "request is too large" in error.message
+
+
+def refusal(error: ApiError) -> str:
+    """The API server's answer, short enough for a condition message."""
+    return f"{error.status} {error.reason}: {error.message}"[:1024]

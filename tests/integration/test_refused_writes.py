@@ -1,8 +1,10 @@
-"""A graph too large to store is refused before it is written: offline, `pequod render` exits 1
+"""Writes the API server refuses for good end in conditions, never in retries or tracebacks.
+
+A graph too large to store is refused before it is written: offline, `pequod render` exits 1
 with the size, the limit and the largest nodes; in the cluster the instance gets Rendered=False
 (GraphTooLarge) and one Warning Event, the graph it had stays in force, and nothing retries. A
-graph under Pequod's limit that etcd refuses (the limit raised above etcd's) is a condition too,
-never only a log line."""
+graph under Pequod's limit that etcd refuses (the limit raised above etcd's) is a condition too.
+So are an instance status and a graph status that an admission policy refuses."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,7 @@ import (
 	"strings"
 )
 
-#Metadata: {name: "blobs", version: "0.1.0", kind: "Blobs"}
+#Metadata: {name: "blobs", version: "0.1.0", kind: "Blob"}
 
 #Input: {
 	// How many ConfigMaps to render.
@@ -60,24 +62,24 @@ import (
 """
 
 
-def blobs(namespace: str, name: str, count: int, size: int) -> str:
+def blobs(namespace: str, name: str, count: int, size: int, labels: str = "{}") -> str:
     return (
-        "apiVersion: platform.pequod.io/v1alpha1\nkind: Blobs\n"
-        f"metadata:\n  name: {name}\n  namespace: {namespace}\n"
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Blob\n"
+        f"metadata:\n  name: {name}\n  namespace: {namespace}\n  labels: {labels}\n"
         f"spec:\n  count: {count}\n  size: {size}\n"
     )
 
 
 def rendered_false(kubectl: Kubectl, namespace: str, name: str, reason: str) -> dict[str, Any]:
     def refused() -> dict[str, Any] | None:
-        found = kubectl.get("blobs", name, "-n", namespace)
+        found = kubectl.get("blob", name, "-n", namespace)
         rendered = condition(found, "Rendered")
         return found if rendered and rendered["reason"] == reason else None
 
     try:
         result: dict[str, Any] = wait_for(refused, what=f"Rendered=False ({reason})")
     except AssertionError as error:
-        status = (kubectl.get("blobs", name, "-n", namespace) or {}).get("status")
+        status = (kubectl.get("blob", name, "-n", namespace) or {}).get("status")
         raise AssertionError(f"{error}\nstatus: {status}") from None
     return result
 
@@ -147,13 +149,13 @@ def test_an_instance_over_the_limit_keeps_its_graph_and_says_why(
     kubectl.apply(blobs(namespace, "b", 2, 10))
     ready = wait_for(
         lambda: (
-            (found := kubectl.get("blobs", "b", "-n", namespace))
+            (found := kubectl.get("blob", "b", "-n", namespace))
             and (found.get("status") or {}).get("phase") == "Ready"
             and found
         ),
-        what="Blobs b Ready",
+        what="Blob b Ready",
     )
-    graph = kubectl.get("resourcegraph", "blobs-b", "-n", namespace)
+    graph = kubectl.get("resourcegraph", "blob-b", "-n", namespace)
     render_hash = graph["spec"]["metadata"]["renderHash"]
     assert ready["status"]["renderHash"] == render_hash
 
@@ -171,7 +173,7 @@ def test_an_instance_over_the_limit_keeps_its_graph_and_says_why(
     assert found["status"]["phase"] == "Failed"
 
     # The graph written before stays in force, with its objects.
-    kept = kubectl.get("resourcegraph", "blobs-b", "-n", namespace)
+    kept = kubectl.get("resourcegraph", "blob-b", "-n", namespace)
     assert kept["spec"]["metadata"]["renderHash"] == render_hash
     assert kubectl.get("configmap", "b-1", "-n", namespace) is not None
     assert kubectl.get("configmap", "b-2", "-n", namespace) is None
@@ -207,10 +209,140 @@ def test_a_graph_etcd_refuses_is_a_condition(
     kubectl.apply(blobs(namespace, "e", 18, 100000))
     found = rendered_false(kubectl, namespace, "e", "GraphRejected")
     message = condition(found, "Rendered")["message"]  # type: ignore[index]
-    assert "the API server refused ResourceGraph blobs-e" in message, message
+    assert "the API server refused ResourceGraph blob-e" in message, message
     assert "request is too large" in message, message
-    assert kubectl.get("resourcegraph", "blobs-e", "-n", namespace) is None
+    assert kubectl.get("resourcegraph", "blob-e", "-n", namespace) is None
     wait_for(lambda: warnings(kubectl, namespace, "e", "GraphRejected") >= 1, what="Warning Event")
     operator = operator_with_a_raised_limit
     assert_no_retries(operator, retries_and_errors(operator))
     assert warnings(kubectl, namespace, "e", "GraphRejected") == 1
+
+
+# Refuses, for objects with a label, an instance status with a renderHash and a graph status
+# with nodes: the full statuses the operator writes, not the minimal ones it falls back to. A
+# ConfigMap policy-probe with the label is refused too, so a test can see the policy in effect.
+REFUSING_POLICY = """apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata:
+  name: {name}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    objectSelector:
+      matchLabels: {{{key}: "{value}"}}
+    resourceRules:
+      - apiGroups: [""]
+        apiVersions: ["v1"]
+        operations: ["CREATE"]
+        resources: ["configmaps"]
+      - apiGroups: ["platform.pequod.io"]
+        apiVersions: ["*"]
+        operations: ["UPDATE"]
+        resources: ["blobs/status", "resourcegraphs/status"]
+  validations:
+    - expression: "object.metadata.name != 'policy-probe'"
+      message: "the probe is refused"
+    - expression: >-
+        !has(object.status) || !(has(object.status.renderHash) || has(object.status.nodes))
+      message: "this test refuses the status"
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata:
+  name: {name}
+spec:
+  policyName: {name}
+  validationActions: ["Deny"]
+"""
+
+PROBE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: policy-probe
+  namespace: {namespace}
+  labels: {{{key}: "{value}"}}
+data: {{a: b}}
+"""
+
+
+@pytest.fixture
+def refuse_statuses(kubectl: Kubectl, namespace: str) -> Iterator[Callable[[str, str], None]]:
+    """Installs a policy refusing full statuses of objects labelled KEY=VALUE, and returns once
+    it is in effect."""
+    name = f"refuse-{namespace}"
+
+    def install(key: str, value: str) -> None:
+        kubectl.apply(REFUSING_POLICY.format(name=name, key=key, value=value))
+        probe = PROBE.format(namespace=namespace, key=key, value=value)
+
+        def probe_refused() -> bool:
+            attempt = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=probe, check=False)
+            return "the probe is refused" in attempt.stderr
+
+        wait_for(probe_refused, what="the refusing policy in effect")
+
+    try:
+        yield install
+    finally:
+        kubectl.run(
+            "delete",
+            "validatingadmissionpolicy,validatingadmissionpolicybinding",
+            name,
+            "--ignore-not-found",
+        )
+
+
+def ready_reason(kubectl: Kubectl, kind: str, name: str, namespace: str, reason: str) -> Any:
+    return wait_for(
+        lambda: (
+            (found := kubectl.get(kind, name, "-n", namespace))
+            and (ready := condition(found, "Ready"))
+            and ready["reason"] == reason
+            and found
+        ),
+        what=f"{kind} {name}: Ready=False {reason}",
+    )
+
+
+@pytest.mark.cluster
+def test_a_refused_instance_status_becomes_a_condition(
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    blobs_api: None,
+    namespace: str,
+    refuse_statuses: Callable[[str, str], None],
+) -> None:
+    refuse_statuses("test.pequod.io/refuse-status", "true")
+    labels = '{test.pequod.io/refuse-status: "true"}'
+    kubectl.apply(blobs(namespace, "s", 1, 10, labels=labels))
+    found = ready_reason(kubectl, "blob", "s", namespace, "StatusRejected")
+    message = condition(found, "Ready")["message"]  # type: ignore[index]
+    assert "the API server refused the instance's status" in message, message
+    assert "this test refuses the status" in message, message
+    assert found["status"]["phase"] == "Failed"
+    # The graph was written and applied: only the instance's own status was refused.
+    assert kubectl.get("configmap", "s-0", "-n", namespace) is not None
+    wait_for(lambda: warnings(kubectl, namespace, "s", "StatusRejected") >= 1, what="Event")
+    assert "Traceback" not in operator.log()
+
+
+@pytest.mark.cluster
+def test_a_refused_graph_status_reaches_the_instance(
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    blobs_api: None,
+    namespace: str,
+    refuse_statuses: Callable[[str, str], None],
+) -> None:
+    # Graphs carry the instance's name as a label: a name of this test's own.
+    name = f"g-{namespace}"
+    refuse_statuses("platform.pequod.io/instance-name", name)
+    kubectl.apply(blobs(namespace, name, 1, 10))
+    graph = ready_reason(kubectl, "resourcegraph", f"blob-{name}", namespace, "StatusRejected")
+    assert "this test refuses the status" in condition(graph, "Ready")["message"]  # type: ignore[index]
+    assert graph["status"]["inventory"][0]["name"] == f"{name}-0"
+    found = ready_reason(kubectl, "blob", name, namespace, "GraphFailed")
+    message = condition(found, "Ready")["message"]  # type: ignore[index]
+    assert "the API server refused the graph's status" in message, message
+    assert found["status"]["phase"] == "Failed"
+    assert "Traceback" not in operator.log()
