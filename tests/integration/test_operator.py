@@ -47,7 +47,7 @@ def webservice_api(kubectl: Kubectl, operator: OperatorProcess) -> dict[str, Any
 
 
 def test_transform_serves_a_generated_kind(
-    kubectl: Kubectl, webservice_api: dict[str, Any]
+    kubectl: Kubectl, webservice_api: dict[str, Any], namespace: str
 ) -> None:
     status = webservice_api["status"]
     assert status["phase"] == "Ready"
@@ -60,8 +60,24 @@ def test_transform_serves_a_generated_kind(
     assert status["resolvedCueRef"]["version"] == "1.1.0"
     crd = kubectl.get("crd", "webservices.platform.pequod.io")
     assert crd["metadata"]["labels"]["platform.pequod.io/transform"] == "webservice"
-    header = kubectl.run("get", "ws", "-A").stdout.splitlines()
-    assert not header or header[0].split()[:4] == ["NAMESPACE", "NAME", "READY", "PHASE"]
+    # `kubectl get` lists instances with their Ready condition, phase and the module's columns.
+    kubectl.apply(webservice(namespace, "listed", "  image: ghcr.io/acme/listed:1.0\n"))
+
+    def listed_row() -> list[str] | None:
+        rows = [line.split() for line in kubectl.run("get", "ws", "-A").stdout.splitlines()]
+        assert rows, "kubectl get ws -A listed nothing"
+        header = ["NAMESPACE", "NAME", "READY", "PHASE", "IMAGE", "REPLICAS", "AGE"]
+        assert rows[0] == header, rows[0]
+        instance = kubectl.get("ws", "listed", "-n", namespace)
+        ready = condition(instance, "Ready")
+        phase = (instance.get("status") or {}).get("phase")
+        expected = [namespace, "listed", ready and ready["status"], phase]
+        expected += ["ghcr.io/acme/listed:1.0", "2"]  # the module's columns; 2 by default
+        found = [row for row in rows[1:] if row[:2] == [namespace, "listed"]]
+        return found[0] if ready and phase and found and found[0][:6] == expected else None
+
+    row = wait_for(listed_row, what="the instance listed with its Ready condition and phase")
+    assert len(row) == 7, row
     # The API server publishes the new kind's OpenAPI a moment after Established.
     explained = wait_for(
         lambda: kubectl.run("explain", "webservice.spec", check=False).stdout, what="explain"
@@ -282,6 +298,38 @@ def test_configmap_module_change_re_renders(
     kubectl.run("delete", "transform", "spans", "--timeout=60s")
 
 
+def reconciles(metrics: dict[str, float], controller: str) -> float:
+    prefix = f'pequod_reconcile_total{{controller="{controller}"'
+    return sum(v for k, v in metrics.items() if k.startswith(prefix))
+
+
+def reconciled_everything(kubectl: Kubectl, operator: OperatorProcess) -> bool:
+    """The operator (since it started) reconciled at least once every Transform, every
+    instance of every served kind and every ResourceGraph, and its queues are idle."""
+    transforms = kubectl.get("transforms")["items"]
+    instances = 0
+    for found in transforms:
+        crd = (found.get("status") or {}).get("generatedCRD")
+        if crd:
+            instances += len(kubectl.get(crd["name"], "-A")["items"])
+    graphs = len(kubectl.get("resourcegraphs", "-A")["items"])
+    try:
+        metrics = operator.metrics()
+    except OSError:  # /metrics is served a moment after the caches synced
+        return False
+    idle = all(
+        v == 0
+        for k, v in metrics.items()
+        if k.startswith(("workqueue_depth", "workqueue_unfinished_work_seconds"))
+    )
+    return (
+        reconciles(metrics, "transform") >= len(transforms)
+        and reconciles(metrics, "instance") >= instances
+        and reconciles(metrics, "resourcegraph") >= graphs
+        and idle
+    )
+
+
 def test_restarted_operator_writes_nothing_when_nothing_changed(
     kubectl: Kubectl, webservice_api: dict[str, Any], operator: OperatorProcess, namespace: str
 ) -> None:
@@ -313,11 +361,28 @@ def test_restarted_operator_writes_nothing_when_nothing_changed(
         )
     time.sleep(2)
     before = versions()
+    # What the restarted operator must find and leave alone; without it the comparison
+    # below would hold for an empty cluster too.
+    assert {
+        "transforms/None/webservice",
+        f"webservices/{namespace}/steady",
+        f"resourcegraphs/{namespace}/webservice-steady",
+    } <= set(before), sorted(before)
     operator.stop()
     operator.start()
-    time.sleep(5)
+    # Not a wait of a fixed length: the restarted operator has reconciled every object it
+    # watches, and its queues are empty, before the cluster is compared.
+    wait_for(
+        lambda: reconciled_everything(kubectl, operator),
+        within=120,
+        what="the restarted operator reconciling every Transform, instance and graph",
+    )
     after = versions()
-    changed = {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
+    changed = {
+        k: (before.get(k), after.get(k))
+        for k in before.keys() | after.keys()
+        if before.get(k) != after.get(k)
+    }
     assert changed == {}
 
 
