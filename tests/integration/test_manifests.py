@@ -1,5 +1,6 @@
 """manifests/ holds what the code generates, and the admission policy lets only the operator
-write ResourceGraphs."""
+write ResourceGraphs (and the garbage collector and the namespace controller delete them), even
+for a user whom RBAC allows to write them."""
 
 from __future__ import annotations
 
@@ -42,6 +43,32 @@ spec:
   nodes: []
 """
 
+WRITER = "graph-writer"
+"""A user whom RBAC allows to write ResourceGraphs: only the admission policy refuses it."""
+WRITER_ROLE = """apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: pequod-test-resourcegraph-writer
+rules:
+  - apiGroups: ["platform.pequod.io"]
+    resources: ["resourcegraphs", "resourcegraphs/status"]
+    verbs: ["get", "list", "create", "update", "patch", "delete"]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: resourcegraph-writer
+  namespace: {namespace}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: ClusterRole
+  name: pequod-test-resourcegraph-writer
+subjects:
+  - apiGroup: rbac.authorization.k8s.io
+    kind: User
+    name: {writer}
+"""
+
 
 @pytest.fixture
 def admission_policy(kubectl: Kubectl, pequod_crds: None) -> Iterator[Path]:
@@ -53,35 +80,91 @@ def admission_policy(kubectl: Kubectl, pequod_crds: None) -> Iterator[Path]:
         kubectl.run("delete", "-f", str(path), "--ignore-not-found")
 
 
+@pytest.fixture
+def graph_writer(kubectl: Kubectl, namespace: str) -> Iterator[str]:
+    """``--as`` for a user RBAC allows to create, change and delete ResourceGraphs in
+    ``namespace``."""
+    kubectl.apply(WRITER_ROLE.format(namespace=namespace, writer=WRITER))
+    try:
+        for verb in ("create", "update", "delete"):
+            allowed = kubectl.run(
+                "auth",
+                "can-i",
+                verb,
+                "resourcegraphs.platform.pequod.io",
+                "-n",
+                namespace,
+                f"--as={WRITER}",
+                check=False,
+            )
+            assert allowed.stdout.strip() == "yes", (verb, allowed.stdout, allowed.stderr)
+        yield f"--as={WRITER}"
+    finally:
+        kubectl.run(
+            "delete", "clusterrole", "pequod-test-resourcegraph-writer", "--ignore-not-found"
+        )
+
+
 @pytest.mark.cluster
 def test_only_the_operator_may_write_resource_graphs(
-    kubectl: Kubectl, admission_policy: Path, namespace: str
+    kubectl: Kubectl, admission_policy: Path, namespace: str, graph_writer: str
 ) -> None:
     manifest = GRAPH.format(namespace=namespace)
+    as_operator = (f"--as={OPERATOR_USERNAME}", "--as-group=system:masters")
 
-    def refused_for_admin() -> str:
-        attempt = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=manifest, check=False)
+    def refused_for_writer() -> str:
+        attempt = kubectl.run(
+            "create", "--dry-run=server", "-f", "-", graph_writer, stdin=manifest, check=False
+        )
         # The policy takes effect a moment after it is created.
         return attempt.stderr if attempt.returncode != 0 else ""
 
-    message = wait_for(refused_for_admin, what="the policy refusing a cluster admin")
-    assert "only the Pequod operator" in message
-    someone = kubectl.run(
-        "apply",
-        "-f",
-        "-",
-        "--as=system:serviceaccount:default:someone",
-        stdin=manifest,
+    message = wait_for(refused_for_writer, what="the policy refusing a user RBAC allows")
+    assert (
+        f"only the Pequod operator ({OPERATOR_USERNAME}) may create or change ResourceGraphs, "
+        f"not {WRITER}"
+    ) in message, message
+    # Cluster admins are refused too.
+    admin = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=manifest, check=False)
+    assert admin.returncode != 0
+    assert "only the Pequod operator" in admin.stderr
+
+    kubectl.run("create", "-f", "-", *as_operator, stdin=manifest)
+    changed = kubectl.run(
+        "label",
+        "resourcegraph",
+        "forged",
+        "-n",
+        namespace,
+        "touched=yes",
+        graph_writer,
         check=False,
     )
-    assert someone.returncode != 0
-    operator = kubectl.run(
-        "create",
-        "--dry-run=server",
-        "-f",
-        "-",
-        f"--as={OPERATOR_USERNAME}",
-        "--as-group=system:masters",
-        stdin=manifest,
+    assert changed.returncode != 0
+    assert f"may create or change ResourceGraphs, not {WRITER}" in changed.stderr
+
+    deleted = kubectl.run(
+        "delete", "resourcegraph", "forged", "-n", namespace, graph_writer, check=False
     )
-    assert operator.returncode == 0
+    assert deleted.returncode != 0
+    assert (
+        f"only the Pequod operator ({OPERATOR_USERNAME}), the garbage collector and the "
+        f"namespace controller may delete ResourceGraphs, not {WRITER}; delete the instance "
+        f"instead (kubectl delete configmap x -n {namespace})"
+    ) in deleted.stderr, deleted.stderr
+    assert kubectl.get("resourcegraph", "forged", "-n", namespace) is not None
+
+    # The garbage collector and the namespace controller may delete graphs (their RBAC lets
+    # them delete anything); the operator may delete them.
+    for controller in ("generic-garbage-collector", "namespace-controller"):
+        kubectl.run(
+            "delete",
+            "resourcegraph",
+            "forged",
+            "-n",
+            namespace,
+            "--dry-run=server",
+            f"--as=system:serviceaccount:kube-system:{controller}",
+        )
+    kubectl.run("delete", "resourcegraph", "forged", "-n", namespace, *as_operator)
+    assert kubectl.get("resourcegraph", "forged", "-n", namespace) is None

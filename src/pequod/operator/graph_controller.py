@@ -1,5 +1,10 @@
 """The ResourceGraph controller: runs the executor on each graph, writes the graph's status,
-and on deletion removes the objects in reverse dependency order before letting the graph go."""
+and on deletion removes the objects in reverse dependency order before letting the graph go.
+
+A graph deleted while its instance lives on (the admission policy not installed, a restore from
+a backup, a stray ``kubectl delete``) is not the instance's deletion: the graph goes, its objects
+stay, and the graph the instance controller writes in its place adopts them (they carry the
+instance's uid) without re-creating or restarting anything."""
 
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ from pequod.executor.ownership import graph_of
 from pequod.executor.run import PHASES, GraphExecutor, PassResult
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
+from pequod.kube.discovery import UnknownKindError
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
-from pequod.kube.resources import ResourceType
+from pequod.kube.resources import NAMESPACES, ResourceType
 from pequod.metrics import DAG_NODES, RESOURCES_MANAGED
 from pequod.operator.conditions import set_condition
 from pequod.operator.events import EventRecorder
@@ -140,6 +146,11 @@ class GraphReconciler:
         if graph["metadata"].get("deletionTimestamp"):
             if RESOURCE_GRAPH_FINALIZER not in finalizers:
                 return DONE
+            instance = await self._instance_living_on(graph)
+            if instance is not None:
+                await self._orphan(graph, instance, finalizers)
+                self._record(key, None)
+                return DONE
             done, waiting = await self.executor.delete(graph)
             if not done:
                 await write_status(
@@ -169,6 +180,61 @@ class GraphReconciler:
         if result.phase in ("Ready", "DryRun") and result.retry_after is None:
             return DONE
         return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
+
+    async def _instance_living_on(self, graph: dict[str, Any]) -> dict[str, Any] | None:
+        """The graph's instance, read live from the API server (a cache may not have seen its
+        deletion yet), when it exists with the uid the graph names, is not being deleted and
+        its namespace is not being deleted: then the graph's deletion is not the instance's,
+        and its objects must stay. None when the objects are to go with the graph."""
+        source = graph["spec"].get("sourceRef") or {}
+        uid = source.get("uid")
+        if not uid:
+            return None
+        namespace = graph["metadata"]["namespace"]
+        try:
+            rt = await self.executor.discovery.resource_type(source["apiVersion"], source["kind"])
+        except UnknownKindError:
+            return None  # the instance's kind is no longer served: its instances are gone
+        instance = await self.client.get(rt, source["name"], namespace)
+        if (
+            instance is None
+            or instance["metadata"].get("uid") != uid
+            or instance["metadata"].get("deletionTimestamp")
+        ):
+            return None
+        # The namespace controller deletes graphs and instances in no particular order: in a
+        # namespace being deleted, the graph's deletion is the instance's too.
+        space = await self.client.get(NAMESPACES, namespace)
+        if space is None or space["metadata"].get("deletionTimestamp"):
+            return None
+        return instance
+
+    async def _orphan(
+        self, graph: dict[str, Any], instance: dict[str, Any], finalizers: list[str]
+    ) -> None:
+        """Lets a graph go without deleting its objects: the graph that replaces it adopts them."""
+        graph_name = f"{graph['metadata']['namespace']}/{graph['metadata']['name']}"
+        inventory = (graph.get("status") or {}).get("inventory") or []
+        message = (
+            f"ResourceGraph {graph_name} was deleted while {instance['kind']} "
+            f"{instance['metadata']['name']} still exists: its {len(inventory)} objects are left "
+            "in place for the graph that replaces it to adopt. Only the operator should delete "
+            "graphs; delete the instance to remove its objects."
+        )
+        await set_finalizers(
+            self.client,
+            RESOURCE_GRAPHS,
+            graph,
+            [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
+        )
+        self.executor.forget(graph)
+        logger.warning(
+            "resource graph deleted while its instance exists; objects left in place",
+            graph=graph_name,
+            instance=instance["metadata"]["name"],
+            objects=len(inventory),
+        )
+        await self.events.record(instance, "Warning", "ResourceGraphDeleted", message)
 
     def _record(self, key: GraphKey, result: PassResult | None) -> None:
         """Updates pequod_dag_nodes and pequod_resources_managed with this graph's share (the
