@@ -43,11 +43,23 @@ def deployment_available(obj: dict[str, Any]) -> Readiness:
 
 
 def stateful_set_ready(obj: dict[str, Any]) -> Readiness:
+    """Every replica ready and, with a rolling update, on the latest revision (up to the
+    partition): pods of the previous revision that are still ready do not count."""
+    spec = obj.get("spec") or {}
     status = obj.get("status") or {}
-    replicas = (obj.get("spec") or {}).get("replicas", 1)
+    if status.get("observedGeneration", 0) < obj.get("metadata", {}).get("generation", 0):
+        return Readiness(False, "the statefulset controller has not seen the latest spec yet")
+    replicas = spec.get("replicas", 1)
     ready = status.get("readyReplicas", 0)
-    current = status.get("observedGeneration", 0) >= obj.get("metadata", {}).get("generation", 0)
-    return Readiness(current and ready >= replicas, f"{ready}/{replicas} ready")
+    details = f"{ready}/{replicas} ready"
+    strategy = spec.get("updateStrategy") or {}
+    if strategy.get("type", "RollingUpdate") != "RollingUpdate":
+        return Readiness(ready >= replicas, details)  # OnDelete: pods change when deleted
+    partition = (strategy.get("rollingUpdate") or {}).get("partition", 0)
+    wanted = max(replicas - partition, 0)
+    updated = status.get("updatedReplicas", 0)
+    details += f", {updated}/{wanted} updated"
+    return Readiness(ready >= replicas and updated >= wanted, details)
 
 
 def job_complete(obj: dict[str, Any]) -> Readiness:

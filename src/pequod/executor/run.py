@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import graphlib
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -385,10 +386,15 @@ class GraphExecutor:
     ) -> str | None:
         """For a field conflict: the error to report when other server-side appliers own the
         fields (deliberate co-owners), None when only plain updates changed them (drift).
-        managedFields are read fresh: the cache strips them."""
+        An applier of other fields of the object is no party to the conflict: only the
+        managers the conflict names count. managedFields are read fresh: the cache strips
+        them."""
         metadata = live["metadata"]
         fresh = await self.client.get(rt, metadata["name"], metadata.get("namespace"))
         appliers = _other_appliers(fresh if fresh is not None else live)
+        named = _conflicting_managers(error)
+        if named is not None:
+            appliers = [a for a in appliers if a in named]
         if not appliers:
             return None
         return f"field conflict with {', '.join(appliers)}: {error.message}"
@@ -517,6 +523,23 @@ def _other_appliers(live: dict[str, Any]) -> list[str]:
             if entry.get("operation") == "Apply" and entry.get("manager") != FIELD_MANAGER
         }
     )
+
+
+_CONFLICT_CAUSE = re.compile(r'^conflict with "((?:[^"\\]|\\.)*)"')
+
+
+def _conflicting_managers(error: ApiError) -> set[str] | None:
+    """The field managers a field conflict names (the Status's FieldManagerConflict causes:
+    ``conflict with "gitops" using v1``); None when the answer does not say."""
+    body = error.body if isinstance(error.body, dict) else {}
+    names: set[str] = set()
+    for cause in (body.get("details") or {}).get("causes") or []:
+        if cause.get("reason") != "FieldManagerConflict":
+            continue
+        match = _CONFLICT_CAUSE.match(str(cause.get("message", "")))
+        if match:
+            names.add(re.sub(r"\\(.)", r"\1", match.group(1)))
+    return names or None
 
 
 def _reverse_layers(nodes: Iterable[dict[str, Any]]) -> list[list[str]]:
