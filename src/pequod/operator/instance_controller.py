@@ -116,6 +116,11 @@ class InstanceReconciler:
             return DONE
         graph_name = resource_graph_name(served.resource_type.kind, key.name)
         graph = self.graphs.get(f"{key.namespace}/{graph_name}")
+        if graph is not None and graph["metadata"].get("deletionTimestamp"):
+            # Deleted under a live instance: its controller lets it go (keeping the objects)
+            # and its DELETED event brings this instance back to write the new one. Writing
+            # to the graph while it goes would only race that.
+            return DONE
         rendered = Instance.from_object(instance)
         expected_hash = render_hash(
             module.digest, rendered, tuple(p.digest for p in served.policies)
@@ -487,12 +492,11 @@ def _graph_is_current(
     graph: dict[str, Any], served: ServedApi, expected_hash: str, instance: dict[str, Any]
 ) -> bool:
     """The graph was rendered from exactly this module, these policies, this input and this
-    namespace policy, and is not being deleted."""
+    namespace policy."""
     spec = graph.get("spec") or {}
     metadata = spec.get("metadata") or {}
     return (
-        not graph["metadata"].get("deletionTimestamp")
-        and metadata.get("renderHash") == expected_hash
+        metadata.get("renderHash") == expected_hash
         and bool(spec.get("dryRun")) == _dry_run(instance)
         and list(metadata.get("allowedNamespaces") or []) == list(served.allowed_namespaces)
         and bool(metadata.get("allowClusterScoped")) == served.allow_cluster_scoped
