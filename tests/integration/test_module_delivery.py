@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 from pequod.toolchain.locate import find_binary
-from tests.delivery_harness import GitServer, Registry, Repository
+from tests.delivery_harness import (
+    GitServer,
+    Registry,
+    Repository,
+    graph_nodes,
+    instance,
+    module_fetched,
+)
 from tests.operator_harness import (
     REPOSITORY,
     Kubectl,
@@ -55,28 +62,6 @@ def push(directory: Path, target: str, **environment: str) -> str:
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout.strip()
-
-
-def module_fetched(kubectl: Kubectl, name: str, status: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        found = kubectl.get("transform", name)
-        fetched = condition(found, "ModuleFetched")
-        return found if fetched and fetched["status"] == status else None
-
-    result: dict[str, Any] = wait_for(probe, what=f"{name} ModuleFetched={status}")
-    return result
-
-
-def instance(kind: str, name: str, namespace: str, spec: str) -> str:
-    return (
-        f"apiVersion: platform.pequod.io/v1alpha1\nkind: {kind}\n"
-        f"metadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n{spec}"
-    )
-
-
-def graph_nodes(kubectl: Kubectl, graph: str, namespace: str) -> list[str]:
-    found = wait_for(lambda: kubectl.get("resourcegraph", graph, "-n", namespace), what=graph)
-    return [n["id"] for n in found["spec"]["nodes"]]
 
 
 def test_pushed_and_cue_published_modules_serve_kinds(
