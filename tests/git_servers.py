@@ -1,7 +1,7 @@
 """Authenticated Git servers on loopback for the credential tests: git's own http-backend CGI
-behind HTTP basic auth (a small threaded server in the test process, which counts the
-requests and can hold one), and Debian's sshd with its own host key, an authorized key and
-git-shell. Both serve the bare repositories under one directory."""
+behind HTTP basic auth, over plain HTTP or TLS (a small threaded server in the test process,
+which counts the requests and can hold one), and Debian's sshd with its own host key, an
+authorized key and git-shell. Both serve the bare repositories under one directory."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import base64
 import getpass
 import os
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -20,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pequod.controlplane.cluster import free_port
+from pequod.controlplane.pki import KeyPair
 from tests.delivery_harness import binary
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
@@ -36,11 +38,15 @@ class Request:
 
 
 class HttpGitServer:
-    """Smart HTTP for the repositories under ``directory``, for ``users`` (name → password)."""
+    """Smart HTTP for the repositories under ``directory``, for ``users`` (name → password);
+    HTTPS with ``certificate``."""
 
-    def __init__(self, directory: Path, users: dict[str, str]) -> None:
+    def __init__(
+        self, directory: Path, users: dict[str, str], *, certificate: KeyPair | None = None
+    ) -> None:
         self.directory = directory
         self.users = users
+        self.certificate = certificate
         self.requests: list[Request] = []
         self.held = threading.Event()
         """Set while an authenticated request waits for :meth:`release`."""
@@ -51,7 +57,8 @@ class HttpGitServer:
         self.port = 0
 
     def url(self, repository: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{repository}.git"
+        scheme = "https" if self.certificate else "http"
+        return f"{scheme}://127.0.0.1:{self.port}/{repository}.git"
 
     def start(self) -> HttpGitServer:
         backend = os.environ.get("PEQUOD_GIT_HTTP_BACKEND", HTTP_BACKEND)
@@ -72,8 +79,15 @@ class HttpGitServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # the requests are recorded in server.requests
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        if self.certificate is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.certificate.certificate, self.certificate.key)
+            # The handshake in the handler's thread: a client that refuses the certificate
+            # then holds up no one.
+            self._server.socket = context.wrap_socket(
+                self._server.socket, server_side=True, do_handshake_on_connect=False
+            )
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
@@ -157,6 +171,13 @@ class HttpGitServer:
         handler.send_header("Content-Length", str(len(payload)))
         handler.end_headers()
         handler.wfile.write(payload)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client that refused the certificate, or went away: the client says so
 
 
 def _body(handler: BaseHTTPRequestHandler) -> bytes:

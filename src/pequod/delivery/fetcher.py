@@ -5,6 +5,9 @@ reference served by one fetch, transient failures retried with backoff within a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -95,8 +98,12 @@ class ModuleFetcher:
         if reference.pinned:
             commit = reference.ref
         else:
+            # Per credentials: a Transform with wrong ones (or none) must not be told the
+            # commit another one's credentials resolved.
             commit = await self._resolve(
-                f"git:{reference.url}#{reference.ref}", "git", lambda: client().resolve(reference)
+                f"git:{reference.url}#{reference.ref}#{_fingerprint(credentials)}",
+                "git",
+                lambda: client().resolve(reference),
             )
         resolved = f"{reference.url}@{commit}"
         module = await self._module(
@@ -186,3 +193,22 @@ def _load(artifact: Path, path: str | None, resolved: str) -> ModuleSource:
     if not directory.is_dir():
         raise FetchError(f"{resolved}: no directory {path!r} in the artifact")
     return load_directory(directory, reference=resolved + (f"#{path}" if path else ""))
+
+
+_FINGERPRINT_KEY = os.urandom(32)
+
+
+def _fingerprint(credentials: GitCredentials | None) -> str:
+    """Tells credentials apart in memory; keyed, so it says nothing about the secret."""
+    if credentials is None:
+        return "none"
+    mac = hmac.new(_FINGERPRINT_KEY, digestmod=hashlib.sha256)
+    for value in (
+        credentials.username,
+        credentials.password,
+        credentials.ssh_private_key,
+        credentials.known_hosts,
+        credentials.ca_certificate,
+    ):
+        mac.update(f"{len(value)}:{value}".encode())
+    return mac.hexdigest()[:32]
