@@ -25,7 +25,7 @@ from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.delivery.git import GitCredentials, GitReference
 from pequod.delivery.oci import FetchError
 from pequod.module.source import ModuleError
-from tests.delivery_harness import Repository, graph_nodes, instance, module_fetched
+from tests.delivery_harness import Repository, git, graph_nodes, instance, module_fetched
 from tests.git_servers import HttpGitServer, SshGitServer, SshKey, ssh_key
 from tests.operator_harness import (
     REPOSITORY,
@@ -238,6 +238,21 @@ async def test_a_resolution_is_not_shared_with_other_credentials(
         await modules.git(reference, credentials=GitCredentials(USER, "not-the-token"))
     with pytest.raises(FetchError, match="asks for credentials"):
         await modules.git(reference)
+
+
+async def test_one_commit_in_two_repositories_is_named_by_each(
+    http_server: HttpGitServer, http_repository: tuple[Repository, str], tmp_path: Path
+) -> None:
+    repository, commit = http_repository
+    mirror = http_server.directory / "mirror.git"
+    if not mirror.exists():
+        git("init", "--quiet", "--bare", str(mirror))
+        git("-C", str(repository.work), "push", "--quiet", str(mirror), "main")
+    modules = fetcher(tmp_path)
+    credentials = GitCredentials(USER, TOKEN)
+    for url in (repository.url, http_server.url("mirror")):
+        fetched = await modules.git(f"{url}?ref=main&path=webservice", credentials=credentials)
+        assert fetched.module.reference == f"{url}@{commit}#webservice"
 
 
 async def test_the_token_is_on_no_command_line_and_in_no_environment(

@@ -52,9 +52,10 @@ class ModuleFetcher:
         self.cache = ModuleCache(cache_root, self.settings.cache_bytes)
         self._resolved: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # Modules loaded from the cache, by (artifact key, path): a pinned instance's reconcile
-        # must not hash the module's files again every time.
-        self._loaded: dict[tuple[str, str], ModuleSource] = {}
+        # Modules loaded from the cache, by (artifact key, path, resolved reference): a pinned
+        # instance's reconcile must not hash the module's files again every time. One commit
+        # (or digest) can come from two repositories: each module names its own.
+        self._loaded: dict[tuple[str, str, str], ModuleSource] = {}
 
     # -- OCI -------------------------------------------------------------------------------
 
@@ -138,12 +139,12 @@ class ModuleFetcher:
         kind: str,
         fill: Callable[[Path], object],
     ) -> ModuleSource:
-        loaded = self._loaded.get((key, path or ""))
+        loaded = self._loaded.get((key, path or "", resolved))
         if loaded is not None and loaded.directory.is_dir():
             return loaded
         directory = await self._download(key, kind, fill)
         module = _load(directory / "artifact", path, resolved)
-        self._loaded[(key, path or "")] = module
+        self._loaded[(key, path or "", resolved)] = module
         return module
 
     async def _download(self, key: str, kind: str, fill: Callable[[Path], object]) -> Path:
