@@ -78,7 +78,10 @@ class ModuleFetcher:
         if reference.digest and not reference.tag:
             digest = reference.digest
         else:
-            digest = await self._resolve(f"oci:{reference}", "oci", lambda: client().resolve())
+            # Per credentials, as for Git.
+            digest = await self._resolve(
+                f"oci:{reference}#{_fingerprint(credentials)}", "oci", lambda: client().resolve()
+            )
         key = "oci-" + digest.replace(":", "-")
         resolved = f"oci://{reference.registry}/{reference.repository}@{digest}"
         module = await self._module(
@@ -102,7 +105,7 @@ class ModuleFetcher:
             # Per credentials: a Transform with wrong ones (or none) must not be told the
             # commit another one's credentials resolved.
             commit = await self._resolve(
-                f"git:{reference.url}#{reference.ref}#{_fingerprint(credentials)}",
+                f"git:{reference.url}#{reference.ref}#{_fingerprint(_git_secrets(credentials))}",
                 "git",
                 lambda: client().resolve(reference),
             )
@@ -199,17 +202,23 @@ def _load(artifact: Path, path: str | None, resolved: str) -> ModuleSource:
 _FINGERPRINT_KEY = os.urandom(32)
 
 
-def _fingerprint(credentials: GitCredentials | None) -> str:
+def _fingerprint(credentials: tuple[str, ...] | None) -> str:
     """Tells credentials apart in memory; keyed, so it says nothing about the secret."""
     if credentials is None:
         return "none"
     mac = hmac.new(_FINGERPRINT_KEY, digestmod=hashlib.sha256)
-    for value in (
+    for value in credentials:
+        mac.update(f"{len(value)}:{value}".encode())
+    return mac.hexdigest()[:32]
+
+
+def _git_secrets(credentials: GitCredentials | None) -> tuple[str, ...] | None:
+    if credentials is None:
+        return None
+    return (
         credentials.username,
         credentials.password,
         credentials.ssh_private_key,
         credentials.known_hosts,
         credentials.ca_certificate,
-    ):
-        mac.update(f"{len(value)}:{value}".encode())
-    return mac.hexdigest()[:32]
+    )
