@@ -13,6 +13,7 @@ import base64
 import json
 import os
 import pwd
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.delivery.git import GitCredentials, GitReference
 from pequod.delivery.oci import FetchError
 from pequod.module.source import ModuleError
-from tests.delivery_harness import Repository, git, graph_nodes, instance, module_fetched
+from tests.delivery_harness import Repository, binary, git, graph_nodes, instance, module_fetched
 from tests.git_servers import HttpGitServer, SshGitServer, SshKey, ssh_key
 from tests.operator_harness import (
     REPOSITORY,
@@ -322,11 +323,19 @@ async def test_a_key_and_known_hosts_fetch_the_module(
     tmp_path: Path,
 ) -> None:
     repository, commit = ssh_repository
+    # known_hosts as the guide says to make it (the test knows the key it is to show).
+    scanned = await asyncio.to_thread(
+        subprocess.run,
+        [binary("ssh-keyscan", "PEQUOD_SSH_KEYSCAN"), "-p", str(ssh_server.port), "127.0.0.1"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    assert scanned.stdout.strip() == ssh_server.known_hosts.strip()
     fetched = await fetcher(tmp_path).git(
         f"{repository.url}?ref=main&path=webservice",
-        credentials=GitCredentials(
-            ssh_private_key=client_key.private, known_hosts=ssh_server.known_hosts
-        ),
+        credentials=GitCredentials(ssh_private_key=client_key.private, known_hosts=scanned.stdout),
     )
     assert fetched.module.reference == f"{repository.url}@{commit}#webservice"
     assert leftovers(private_tmp) == []

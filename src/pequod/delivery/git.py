@@ -214,8 +214,8 @@ class GitClient:
         lines = [line.strip() for line in stderr.splitlines() if line.strip()]
         fatal = [line for line in lines if line.startswith(("fatal:", "error:", "ssh:"))]
         detail = (fatal or lines or [f"exit status {status}"])[0]
-        if credentials.password:
-            detail = detail.replace(credentials.password, "***")
+        if credentials.password.strip():
+            detail = detail.replace(credentials.password.strip(), "***")
         transient = any(text in stderr for text in _TRANSIENT)
         return FetchError(f"git {command} {url}: {detail}", transient=transient)
 
@@ -237,7 +237,7 @@ class GitClient:
             credentials = self.credentials
             parts = urlsplit(reference.url)
             # Settings for this server alone, not for one it redirects to.
-            origin = f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            origin = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
             if credentials.ca_certificate and parts.scheme == "https":
                 authorities = _private_file(directory / "ca.crt", credentials.ca_certificate)
                 settings.append((f"http.{origin}/.sslCAInfo", str(authorities)))
