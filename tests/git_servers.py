@@ -35,18 +35,26 @@ class Request:
     status: int
     user: str | None
     """The user whose password was right, or None."""
+    authorization: str | None
+    """The Authorization header as sent."""
 
 
 class HttpGitServer:
     """Smart HTTP for the repositories under ``directory``, for ``users`` (name → password);
-    HTTPS with ``certificate``."""
+    HTTPS with ``certificate``; with ``redirect`` (a URL), every request is sent there."""
 
     def __init__(
-        self, directory: Path, users: dict[str, str], *, certificate: KeyPair | None = None
+        self,
+        directory: Path,
+        users: dict[str, str],
+        *,
+        certificate: KeyPair | None = None,
+        redirect: str | None = None,
     ) -> None:
         self.directory = directory
         self.users = users
         self.certificate = certificate
+        self.redirect = redirect
         self.requests: list[Request] = []
         self.held = threading.Event()
         """Set while an authenticated request waits for :meth:`release`."""
@@ -122,10 +130,25 @@ class HttpGitServer:
 
     def _record(self, handler: BaseHTTPRequestHandler, status: int, user: str | None) -> None:
         with self._lock:
-            self.requests.append(Request(handler.command, handler.path, status, user))
+            self.requests.append(
+                Request(
+                    handler.command,
+                    handler.path,
+                    status,
+                    user,
+                    handler.headers.get("Authorization"),
+                )
+            )
 
     def _serve(self, handler: BaseHTTPRequestHandler, backend: str) -> None:
         body = _body(handler)
+        if self.redirect is not None:
+            self._record(handler, 302, None)
+            handler.send_response(302)
+            handler.send_header("Location", self.redirect.rstrip("/") + handler.path)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
         user = self._authenticated(handler.headers.get("Authorization"))
         if user is None:
             self._record(handler, 401, None)

@@ -241,6 +241,32 @@ async def test_a_resolution_is_not_shared_with_other_credentials(
         await modules.git(reference)
 
 
+async def test_credentials_do_not_follow_a_redirect_to_another_server(
+    http_server: HttpGitServer,
+    http_repository: tuple[Repository, str],  # what the redirect points at
+    tmp_path: Path,
+) -> None:
+    elsewhere = f"http://127.0.0.1:{http_server.port}"
+    redirecting = HttpGitServer(tmp_path / "redirecting", {USER: TOKEN}, redirect=elsewhere).start()
+    try:
+        before = len(http_server.requests)
+        with pytest.raises(FetchError) as refused:
+            await fetcher(tmp_path).git(
+                f"{redirecting.url('platform')}?ref=main",
+                credentials=GitCredentials(USER, TOKEN),
+            )
+        assert str(refused.value) == (
+            f"{redirecting.url('platform')}: the server sent git to {elsewhere}, which asks for "
+            "credentials; the pull secret's are given to the reference's server alone"
+        )
+        assert redirecting.count(status=302) >= 1
+        followed = http_server.requests[before:]
+        assert followed, "git did not follow the redirect"
+        assert [r.authorization for r in followed] == [None] * len(followed)
+    finally:
+        redirecting.stop()
+
+
 async def test_one_commit_in_two_repositories_is_named_by_each(
     http_server: HttpGitServer, http_repository: tuple[Repository, str], tmp_path: Path
 ) -> None:

@@ -204,6 +204,14 @@ class GitClient:
                 else f"{url}: the server's certificate is not signed by a CA the operator "
                 "trusts: put the CA's certificate in the pull secret's ca.crt"
             )
+        asked = _ASKED_FOR.search(stderr)
+        if asked and credentials.http:
+            # git was asked for credentials the helper does not give: by a server the
+            # reference's redirected it to.
+            return GitAccessRefused(
+                f"{url}: the server sent git to {asked.group(1)}, which asks for credentials; "
+                "the pull secret's are given to the reference's server alone"
+            )
         if any(text in stderr for text in _HTTP_REFUSED):
             return GitAccessRefused(
                 f"{url}: the server refused the pull secret's username and password (or token)"
@@ -276,6 +284,7 @@ _COMMANDS = {"ls-remote", "init", "fetch", "checkout"}
 _HOST_KEY_REFUSED = ("Host key verification failed", "REMOTE HOST IDENTIFICATION HAS CHANGED")
 _KEY_UNREADABLE = ("invalid format", "incorrect passphrase", "error in libcrypto")
 _CERTIFICATE_REFUSED = ("SSL certificate problem", "server certificate verification failed")
+_ASKED_FOR = re.compile(r"could not read (?:Username|Password) for '([^']*)'")
 _HTTP_REFUSED = (
     "Authentication failed for",
     "could not read Username",
