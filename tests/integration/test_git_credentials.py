@@ -23,7 +23,7 @@ import pytest
 
 from pequod.controlplane.pki import CertificateAuthority
 from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
-from pequod.delivery.git import GitCredentials, GitReference
+from pequod.delivery.git import GitClient, GitCredentials, GitReference
 from pequod.delivery.oci import FetchError
 from pequod.module.source import ModuleError
 from tests.delivery_harness import Repository, binary, git, graph_nodes, instance, module_fetched
@@ -309,6 +309,26 @@ async def test_the_token_is_on_no_command_line_and_in_no_environment(
         http_server.release()
     assert (await fetching).digest == commit
     assert leftovers(private_tmp) == []
+
+
+def test_a_server_that_does_not_answer_takes_git_and_its_helpers_down_with_it(
+    http_server: HttpGitServer, http_repository: tuple[Repository, str]
+) -> None:
+    repository, _ = http_repository
+    http_server.hold()
+    try:
+        started = time.monotonic()
+        with pytest.raises(FetchError) as timed_out:
+            GitClient(GitCredentials(USER, TOKEN), timeout=2).resolve(
+                GitReference.parse(f"{repository.url}?ref=main")
+            )
+        assert time.monotonic() - started < 30  # not until the server lets go (60 s)
+        assert str(timed_out.value) == f"git ls-remote {repository.url}: no answer in 2 s"
+        assert timed_out.value.transient
+        # git-remote-http (which has the URL on its command line) went with git.
+        assert processes_showing(repository.url) == []
+    finally:
+        http_server.release()
 
 
 def test_a_token_in_the_url_is_refused_without_showing_it() -> None:
