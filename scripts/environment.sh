@@ -31,20 +31,27 @@ toolchain() {
 }
 
 system_packages() {
-    # Debian's docker-registry: the real OCI registry the module delivery tests run on loopback.
-    if command -v docker-registry >/dev/null; then
+    # The real servers the module delivery tests run on loopback: Debian's docker-registry (an
+    # OCI registry), git (git daemon and git-http-backend) and openssh-server (sshd, for Git
+    # over SSH with a key). A missing one fails those tests; it is never skipped.
+    local wanted=() package binary
+    for package in docker-registry:docker-registry git:git openssh-server:/usr/sbin/sshd; do
+        binary=${package#*:}
+        command -v "$binary" >/dev/null || wanted+=("${package%%:*}")
+    done
+    if [ ${#wanted[@]} = 0 ]; then
         return
     fi
     local sudo=""
     if [ "$(id -u)" != 0 ]; then
         if ! command -v sudo >/dev/null; then
-            echo "docker-registry is missing; install it with: apt-get install docker-registry" >&2
+            echo "missing: ${wanted[*]}; install them with: apt-get install ${wanted[*]}" >&2
             exit 1
         fi
         sudo="sudo"
     fi
     export DEBIAN_FRONTEND=noninteractive
-    $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null \
-        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends docker-registry >/dev/null; }
-    command -v docker-registry >/dev/null
+    $sudo apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null \
+        || { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null; }
+    command -v docker-registry >/dev/null && command -v git >/dev/null && [ -x /usr/sbin/sshd ]
 }

@@ -1,5 +1,6 @@
 """Real module servers on loopback for the delivery tests: Debian's docker-registry (the
-CNCF distribution registry), optionally behind htpasswd, and `git daemon`."""
+CNCF distribution registry), optionally behind htpasswd, and `git daemon` (the authenticated
+Git servers are in :mod:`tests.git_servers`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Protocol
 
 import bcrypt
 
 from pequod.controlplane.cluster import free_port
+from tests.operator_harness import Kubectl, condition, wait_for
 
 
-def _binary(name: str, override: str) -> str:
+def binary(name: str, override: str) -> str:
     found = os.environ.get(override) or shutil.which(name)
     if not found:
         raise AssertionError(
@@ -54,7 +57,7 @@ class Registry:
         )
         log = (self.directory / "registry.log").open("ab")
         self.process = subprocess.Popen(
-            [_binary("docker-registry", "PEQUOD_DOCKER_REGISTRY"), "serve", str(config)],
+            [binary("docker-registry", "PEQUOD_DOCKER_REGISTRY"), "serve", str(config)],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -98,7 +101,7 @@ class GitServer:
         log = (self.directory / "daemon.log").open("ab")
         self.process = subprocess.Popen(
             [
-                _binary("git", "PEQUOD_GIT"),
+                binary("git", "PEQUOD_GIT"),
                 "daemon",
                 "--reuseaddr",
                 "--export-all",
@@ -130,10 +133,18 @@ class GitServer:
             self.process.wait(10)
 
 
+class GitHost(Protocol):
+    """A server of the bare repositories under ``directory``."""
+
+    directory: Path
+
+    def url(self, repository: str) -> str: ...
+
+
 class Repository:
     """A bare repository on the server and a working copy to commit modules into."""
 
-    def __init__(self, server: GitServer, name: str, work: Path) -> None:
+    def __init__(self, server: GitHost, name: str, work: Path) -> None:
         self.server = server
         self.bare = server.directory / f"{name}.git"
         self.work = work
@@ -165,3 +176,30 @@ def git(*arguments: str) -> str:
     return subprocess.run(
         ["git", *arguments], capture_output=True, text=True, check=True, env=environment
     ).stdout
+
+
+# -- what the tests look at -----------------------------------------------------------------
+
+
+def module_fetched(kubectl: Kubectl, name: str, status: str) -> dict[str, Any]:
+    """The Transform once its ModuleFetched condition has ``status``."""
+
+    def probe() -> dict[str, Any] | None:
+        found = kubectl.get("transform", name)
+        fetched = condition(found, "ModuleFetched")
+        return found if fetched and fetched["status"] == status else None
+
+    result: dict[str, Any] = wait_for(probe, what=f"{name} ModuleFetched={status}")
+    return result
+
+
+def instance(kind: str, name: str, namespace: str, spec: str) -> str:
+    return (
+        f"apiVersion: platform.pequod.io/v1alpha1\nkind: {kind}\n"
+        f"metadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n{spec}"
+    )
+
+
+def graph_nodes(kubectl: Kubectl, graph: str, namespace: str) -> list[str]:
+    found = wait_for(lambda: kubectl.get("resourcegraph", graph, "-n", namespace), what=graph)
+    return [n["id"] for n in found["spec"]["nodes"]]

@@ -18,8 +18,17 @@ from typing import Any
 
 import pytest
 
+from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
+from pequod.delivery.oci import FetchError
 from pequod.toolchain.locate import find_binary
-from tests.delivery_harness import GitServer, Registry, Repository
+from tests.delivery_harness import (
+    GitServer,
+    Registry,
+    Repository,
+    graph_nodes,
+    instance,
+    module_fetched,
+)
 from tests.operator_harness import (
     REPOSITORY,
     Kubectl,
@@ -55,28 +64,6 @@ def push(directory: Path, target: str, **environment: str) -> str:
     )
     assert completed.returncode == 0, completed.stderr
     return completed.stdout.strip()
-
-
-def module_fetched(kubectl: Kubectl, name: str, status: str) -> dict[str, Any]:
-    def probe() -> dict[str, Any] | None:
-        found = kubectl.get("transform", name)
-        fetched = condition(found, "ModuleFetched")
-        return found if fetched and fetched["status"] == status else None
-
-    result: dict[str, Any] = wait_for(probe, what=f"{name} ModuleFetched={status}")
-    return result
-
-
-def instance(kind: str, name: str, namespace: str, spec: str) -> str:
-    return (
-        f"apiVersion: platform.pequod.io/v1alpha1\nkind: {kind}\n"
-        f"metadata:\n  name: {name}\n  namespace: {namespace}\nspec:\n{spec}"
-    )
-
-
-def graph_nodes(kubectl: Kubectl, graph: str, namespace: str) -> list[str]:
-    found = wait_for(lambda: kubectl.get("resourcegraph", graph, "-n", namespace), what=graph)
-    return [n["id"] for n in found["spec"]["nodes"]]
 
 
 def test_pushed_and_cue_published_modules_serve_kinds(
@@ -253,6 +240,29 @@ def test_private_registry_with_a_pull_secret(
         for name in ("private-none", "private-web"):
             kubectl.run("delete", "transform", name, "--wait=false", check=False)
         kubectl.run("delete", "secret", "registry-credentials", "-n", "pequod-system", check=False)
+        private.stop()
+
+
+async def test_a_tag_resolved_with_credentials_is_not_served_without_them(
+    tmp_path: Path,
+) -> None:
+    private = Registry(tmp_path / "private", users={"pequod": "s3cret-pass"}).start()
+    try:
+        digest = push(
+            WEBSERVICE / "v1.1.0",
+            f"oci://{private.host}+insecure/team/web:1.1.0",
+            PEQUOD_REGISTRY_USERNAME="pequod",
+            PEQUOD_REGISTRY_PASSWORD="s3cret-pass",
+        )
+        modules = ModuleFetcher(tmp_path / "cache", FetchSettings(timeout=20))
+        reference = f"{private.host}/team/web:1.1.0"
+        fetched = await modules.oci(reference, insecure=True, credentials=("pequod", "s3cret-pass"))
+        assert fetched.digest == digest
+        # Within the resolution's TTL, with the artifact in the cache: the registry is asked.
+        for credentials in (None, ("pequod", "wrong-pass")):
+            with pytest.raises(FetchError, match="check the pull secret"):
+                await modules.oci(reference, insecure=True, credentials=credentials)
+    finally:
         private.stop()
 
 

@@ -5,6 +5,9 @@ reference served by one fetch, transient failures retried with backoff within a 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import os
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -49,9 +52,10 @@ class ModuleFetcher:
         self.cache = ModuleCache(cache_root, self.settings.cache_bytes)
         self._resolved: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        # Modules loaded from the cache, by (artifact key, path): a pinned instance's reconcile
-        # must not hash the module's files again every time.
-        self._loaded: dict[tuple[str, str], ModuleSource] = {}
+        # Modules loaded from the cache, by (artifact key, path, resolved reference): a pinned
+        # instance's reconcile must not hash the module's files again every time. One commit
+        # (or digest) can come from two repositories: each module names its own.
+        self._loaded: dict[tuple[str, str, str], ModuleSource] = {}
 
     # -- OCI -------------------------------------------------------------------------------
 
@@ -74,7 +78,10 @@ class ModuleFetcher:
         if reference.digest and not reference.tag:
             digest = reference.digest
         else:
-            digest = await self._resolve(f"oci:{reference}", "oci", lambda: client().resolve())
+            # Per credentials, as for Git.
+            digest = await self._resolve(
+                f"oci:{reference}#{_fingerprint(credentials)}", "oci", lambda: client().resolve()
+            )
         key = "oci-" + digest.replace(":", "-")
         resolved = f"oci://{reference.registry}/{reference.repository}@{digest}"
         module = await self._module(
@@ -95,8 +102,12 @@ class ModuleFetcher:
         if reference.pinned:
             commit = reference.ref
         else:
+            # Per credentials: a Transform with wrong ones (or none) must not be told the
+            # commit another one's credentials resolved.
             commit = await self._resolve(
-                f"git:{reference.url}#{reference.ref}", "git", lambda: client().resolve(reference)
+                f"git:{reference.url}#{reference.ref}#{_fingerprint(_git_secrets(credentials))}",
+                "git",
+                lambda: client().resolve(reference),
             )
         resolved = f"{reference.url}@{commit}"
         module = await self._module(
@@ -131,12 +142,12 @@ class ModuleFetcher:
         kind: str,
         fill: Callable[[Path], object],
     ) -> ModuleSource:
-        loaded = self._loaded.get((key, path or ""))
+        loaded = self._loaded.get((key, path or "", resolved))
         if loaded is not None and loaded.directory.is_dir():
             return loaded
         directory = await self._download(key, kind, fill)
         module = _load(directory / "artifact", path, resolved)
-        self._loaded[(key, path or "")] = module
+        self._loaded[(key, path or "", resolved)] = module
         return module
 
     async def _download(self, key: str, kind: str, fill: Callable[[Path], object]) -> Path:
@@ -186,3 +197,28 @@ def _load(artifact: Path, path: str | None, resolved: str) -> ModuleSource:
     if not directory.is_dir():
         raise FetchError(f"{resolved}: no directory {path!r} in the artifact")
     return load_directory(directory, reference=resolved + (f"#{path}" if path else ""))
+
+
+_FINGERPRINT_KEY = os.urandom(32)
+
+
+def _fingerprint(credentials: tuple[str, ...] | None) -> str:
+    """Tells credentials apart in memory; keyed, so it says nothing about the secret."""
+    if credentials is None:
+        return "none"
+    mac = hmac.new(_FINGERPRINT_KEY, digestmod=hashlib.sha256)
+    for value in credentials:
+        mac.update(f"{len(value)}:{value}".encode())
+    return mac.hexdigest()[:32]
+
+
+def _git_secrets(credentials: GitCredentials | None) -> tuple[str, ...] | None:
+    if credentials is None:
+        return None
+    return (
+        credentials.username,
+        credentials.password,
+        credentials.ssh_private_key,
+        credentials.known_hosts,
+        credentials.ca_certificate,
+    )

@@ -174,11 +174,12 @@ def _registry_credentials(secret: dict[str, str], reference: ModuleReference) ->
 
 
 def _git_credentials(secret: dict[str, str]) -> GitCredentials:
-    """Keys: username and password (or token) for HTTPS; ssh-privatekey (a
-    kubernetes.io/ssh-auth Secret) and optionally known_hosts for SSH."""
+    """Keys: username and password (or token), and optionally ca.crt, for HTTPS;
+    ssh-privatekey (a kubernetes.io/ssh-auth Secret) and known_hosts for SSH."""
     return GitCredentials(
         username=secret.get("username", ""),
         password=secret.get("password") or secret.get("token", ""),
         ssh_private_key=secret.get("ssh-privatekey", ""),
         known_hosts=secret.get("known_hosts", ""),
+        ca_certificate=secret.get("ca.crt", ""),
     )
