@@ -102,14 +102,23 @@ def retries_and_errors(operator: OperatorProcess) -> tuple[float, float]:
     )
 
 
-def assert_no_retries(operator: OperatorProcess, before: tuple[float, float]) -> None:
+@pytest.fixture
+def log_of_this_test(operator: OperatorProcess) -> Callable[[], str]:
+    """What the session's operator logged since the test started (other tests' lines apart)."""
+    start = len(operator.log())
+    return lambda: operator.log()[start:]
+
+
+def assert_no_retries(
+    operator: OperatorProcess, before: tuple[float, float], log: Callable[[], str]
+) -> None:
     """A full resync (SIGHUP) brings the instance back once: the refusal is not retried, not
     logged with a traceback, and not recorded again."""
     assert operator.process is not None
     operator.process.send_signal(signal.SIGHUP)
     time.sleep(3)
     assert retries_and_errors(operator) == before
-    assert "Traceback" not in operator.log()
+    assert "Traceback" not in log()
 
 
 def test_render_refuses_a_graph_over_the_limit_offline(tmp_path: Path) -> None:
@@ -144,7 +153,11 @@ def blobs_api(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[None]:
 
 @pytest.mark.cluster
 def test_an_instance_over_the_limit_keeps_its_graph_and_says_why(
-    kubectl: Kubectl, operator: OperatorProcess, blobs_api: None, namespace: str
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    blobs_api: None,
+    namespace: str,
+    log_of_this_test: Callable[[], str],
 ) -> None:
     kubectl.apply(blobs(namespace, "b", 2, 10))
     ready = wait_for(
@@ -180,7 +193,7 @@ def test_an_instance_over_the_limit_keeps_its_graph_and_says_why(
 
     wait_for(lambda: warnings(kubectl, namespace, "b", "GraphTooLarge") >= 1, what="Warning Event")
     before = retries_and_errors(operator)
-    assert_no_retries(operator, before)
+    assert_no_retries(operator, before, log_of_this_test)
     assert warnings(kubectl, namespace, "b", "GraphTooLarge") == 1
 
     # A spec that fits again is rendered and applied.
@@ -202,7 +215,11 @@ def operator_with_a_raised_limit(operator: OperatorProcess) -> Iterator[Operator
 
 @pytest.mark.cluster
 def test_a_graph_etcd_refuses_is_a_condition(
-    kubectl: Kubectl, blobs_api: None, operator_with_a_raised_limit: OperatorProcess, namespace: str
+    kubectl: Kubectl,
+    blobs_api: None,
+    operator_with_a_raised_limit: OperatorProcess,
+    namespace: str,
+    log_of_this_test: Callable[[], str],
 ) -> None:
     # 18 ConfigMaps of ~98 KiB: about 1.8 MB, under the raised limit and the API server's
     # 3 MiB request limit, over etcd's 1.5 MiB.
@@ -214,7 +231,7 @@ def test_a_graph_etcd_refuses_is_a_condition(
     assert kubectl.get("resourcegraph", "blob-e", "-n", namespace) is None
     wait_for(lambda: warnings(kubectl, namespace, "e", "GraphRejected") >= 1, what="Warning Event")
     operator = operator_with_a_raised_limit
-    assert_no_retries(operator, retries_and_errors(operator))
+    assert_no_retries(operator, retries_and_errors(operator), log_of_this_test)
     assert warnings(kubectl, namespace, "e", "GraphRejected") == 1
 
 
@@ -311,6 +328,7 @@ def test_a_refused_instance_status_becomes_a_condition(
     blobs_api: None,
     namespace: str,
     refuse_statuses: Callable[[str, str], None],
+    log_of_this_test: Callable[[], str],
 ) -> None:
     refuse_statuses("test.pequod.io/refuse-status", "true")
     labels = '{test.pequod.io/refuse-status: "true"}'
@@ -323,7 +341,7 @@ def test_a_refused_instance_status_becomes_a_condition(
     # The graph was written and applied: only the instance's own status was refused.
     assert kubectl.get("configmap", "s-0", "-n", namespace) is not None
     wait_for(lambda: warnings(kubectl, namespace, "s", "StatusRejected") >= 1, what="Event")
-    assert "Traceback" not in operator.log()
+    assert "Traceback" not in log_of_this_test()
 
 
 @pytest.mark.cluster
@@ -333,6 +351,7 @@ def test_a_refused_graph_status_reaches_the_instance(
     blobs_api: None,
     namespace: str,
     refuse_statuses: Callable[[str, str], None],
+    log_of_this_test: Callable[[], str],
 ) -> None:
     # Graphs carry the instance's name as a label: a name of this test's own.
     name = f"g-{namespace}"
@@ -345,4 +364,4 @@ def test_a_refused_graph_status_reaches_the_instance(
     message = condition(found, "Ready")["message"]  # type: ignore[index]
     assert "the API server refused the graph's status" in message, message
     assert found["status"]["phase"] == "Failed"
-    assert "Traceback" not in operator.log()
+    assert "Traceback" not in log_of_this_test()

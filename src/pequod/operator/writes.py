@@ -16,27 +16,46 @@ from pequod.kube.resources import ResourceType
 logger = structlog.get_logger(__name__)
 
 
+FINALIZER_ATTEMPTS = 3
+
+
 async def set_finalizers(
     client: KubeClient, rt: ResourceType, obj: dict[str, Any], finalizers: list[str]
 ) -> None:
-    """Replaces the finalizers, guarded by resourceVersion; an object already gone is fine."""
+    """Replaces the finalizers, guarded by resourceVersion; an object already gone is fine.
+
+    ``obj`` often comes from a cache that has not seen the controller's own last write (a
+    status) yet: on a conflict the object is read again and the same change (the finalizers
+    added and removed) is made to what it holds now, as client-go's RetryOnConflict would."""
     metadata = obj["metadata"]
-    try:
-        await client.merge_patch(
-            rt,
-            metadata["name"],
-            metadata.get("namespace"),
-            {
-                "metadata": {
-                    "finalizers": finalizers,
-                    "resourceVersion": metadata["resourceVersion"],
-                }
-            },
-            field_manager=FIELD_MANAGER,
-        )
-    except ApiError as error:
-        if not error.not_found:
-            raise
+    before = list(metadata.get("finalizers") or [])
+    added = [f for f in finalizers if f not in before]
+    removed = {f for f in before if f not in finalizers}
+    wanted = finalizers
+    resource_version = metadata["resourceVersion"]
+    for attempt in range(FINALIZER_ATTEMPTS):
+        try:
+            await client.merge_patch(
+                rt,
+                metadata["name"],
+                metadata.get("namespace"),
+                {"metadata": {"finalizers": wanted, "resourceVersion": resource_version}},
+                field_manager=FIELD_MANAGER,
+            )
+            return
+        except ApiError as error:
+            if error.not_found:
+                return
+            if not error.conflict or attempt == FINALIZER_ATTEMPTS - 1:
+                raise
+        fresh = await client.get(rt, metadata["name"], metadata.get("namespace"))
+        if fresh is None or fresh["metadata"].get("uid") != metadata.get("uid"):
+            return  # gone, or another object of the same name: nothing of ours to change
+        current = list(fresh["metadata"].get("finalizers") or [])
+        wanted = [f for f in current if f not in removed] + [f for f in added if f not in current]
+        if wanted == current:
+            return
+        resource_version = fresh["metadata"]["resourceVersion"]
 
 
 async def write_status(
