@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pequod.api.names import OPERATOR_NAMESPACE
+from tests.integration.test_chart import container, render
 from tests.operator_harness import (
     Kubectl,
     OperatorProcess,
@@ -277,3 +278,11 @@ def test_a_config_map_outside_the_allowed_namespaces_is_refused_until_allowed(
         )
         operator.stop()
         operator.start()
+
+
+def test_the_chart_passes_the_allowed_namespaces() -> None:
+    default = container(render()[("Deployment", "pequod")])["args"]
+    assert not any(a.startswith("--module-configmap-namespaces") for a in default)
+    allowed = render("moduleConfigMapNamespaces={platform,team-a}")
+    args = container(allowed[("Deployment", "pequod")])["args"]
+    assert "--module-configmap-namespaces=platform,team-a" in args
