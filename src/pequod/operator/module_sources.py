@@ -104,7 +104,8 @@ class ConfigMapSources:
                 f"namespace{'s' if len(self.namespaces) > 1 else ''} "
                 f"{', '.join(self.namespaces)}; move it to "
                 f"{self.operator_namespace}, or allow {namespace} with "
-                f"`pequod run --module-configmap-namespaces={namespace}`"
+                f"`pequod run --module-configmap-namespaces={namespace}` (Helm: the value "
+                "moduleConfigMapNamespaces)"
             )
 
 
