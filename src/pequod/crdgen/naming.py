@@ -1,8 +1,8 @@
 """Kubernetes names for a generated API: kind, plural, singular.
 
-The plural of a kind is its last CamelCase word made plural by the ``inflection`` library (the
-Rails inflector's English rules, the same family of rules as kubebuilder's flect), lower-cased
-and joined to the words before it: ``WebService`` → ``webservices``. Those rules keep a word
+The plural of a kind is its last CamelCase word made plural by the ``pluralizer`` library (the
+rules of the JavaScript ``pluralize``, which, like kubebuilder's flect, keep plurals plural),
+lower-cased and joined to the words before it: ``WebService`` → ``webservices``. Those rules keep a word
 that already reads as a plural (``AccShapes`` → ``accshapes``, ``Endpoints`` → ``endpoints``,
 ``Data`` → ``data``) and know the singulars ending in s (``Status`` → ``statuses``, ``Ingress``
 → ``ingresses``). :data:`PLURAL_OVERRIDES` corrects the few words they get wrong; a module whose
@@ -13,20 +13,19 @@ from __future__ import annotations
 
 import re
 
-import inflection
+from pluralizer import Pluralizer
 
 _WORD = re.compile(r"[A-Za-z0-9]+")
 # "AccShapes" → "Acc", "Shapes"; "DNSRecord" → "DNS", "Record"; "S3Bucket" → "S3", "Bucket".
 _CAMEL_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 PLURAL_OVERRIDES: dict[str, str] = {
-    # The rule for Latin neuters (datum → data) reads "quota" as a plural; Kubernetes' own
-    # ResourceQuota is served as "resourcequotas".
-    "quota": "quotas",
     # The rules give the Latin "viri"; English, and any user, says "viruses".
     "virus": "viruses",
 }
-"""Last words whose plural the inflection rules get wrong, lower-case: word → plural."""
+"""Last words whose plural the rules get wrong, lower-case: word → plural."""
+
+_PLURALIZER = Pluralizer()
 
 
 def camel_case(name: str) -> str:
@@ -42,7 +41,7 @@ def plural_of(kind: str) -> str:
         words = [kind]
     last = words[-1].lower()
     head = kind[: len(kind) - len(last)].lower()
-    return head + (PLURAL_OVERRIDES.get(last) or inflection.pluralize(last))
+    return head + (PLURAL_OVERRIDES.get(last) or _PLURALIZER.plural(last))
 
 
 def singular_of(kind: str) -> str:
