@@ -270,14 +270,16 @@ def test_configmap_module_change_re_renders(
     kubectl: Kubectl, operator: OperatorProcess, namespace: str
 ) -> None:
     source = RANGE_MODULE.replace('kind: "Range"', 'kind: "Span"').replace("ranges", "spans")
+    # ConfigMap modules are allowed in the operator's namespace (pequod-system out of a pod).
+    kubectl.run("create", "namespace", "pequod-system", check=False)
     config_map = (
         "apiVersion: v1\nkind: ConfigMap\n"
-        f"metadata:\n  name: spans-module\n  namespace: {namespace}\ndata:\n  module.cue: |\n"
+        "metadata:\n  name: spans-module\n  namespace: pequod-system\ndata:\n  module.cue: |\n"
         + "\n".join("    " + line for line in source.splitlines())
         + "\n"
     )
     kubectl.apply(config_map)
-    kubectl.apply(transform("spans", f"{{type: configmap, ref: {namespace}/spans-module}}"))
+    kubectl.apply(transform("spans", "{type: configmap, ref: pequod-system/spans-module}"))
     first = ready_transform(kubectl, "spans")["status"]["resolvedCueRef"]["digest"]
     kubectl.apply(
         "apiVersion: platform.pequod.io/v1alpha1\nkind: Span\n"
@@ -296,6 +298,7 @@ def test_configmap_module_change_re_renders(
     assert kubectl.get("transform", "spans")["status"]["resolvedCueRef"]["digest"] != first
     kubectl.run("delete", "span", "s", "-n", namespace)
     kubectl.run("delete", "transform", "spans", "--timeout=60s")
+    kubectl.run("delete", "configmap", "spans-module", "-n", "pequod-system")
 
 
 def reconciles(metrics: dict[str, float], controller: str) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from typing import Any
 
@@ -68,6 +69,14 @@ def register(commands: Any) -> None:
         "--module-fetch-timeout", type=float, default=30.0, help="seconds per registry/git call"
     )
     run.add_argument(
+        "--module-configmap-namespaces",
+        type=_namespace_list,
+        default=(),
+        metavar="NS[,NS...]",
+        help="namespaces besides the operator's own whose ConfigMaps may be module sources "
+        "('*': any); whoever may edit such a ConfigMap decides what the operator applies",
+    )
+    run.add_argument(
         "--metrics-bind-address",
         default=":8080",
         help="[host]:port serving /metrics (0: off)",
@@ -95,6 +104,18 @@ def register(commands: Any) -> None:
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "console"])
     run.set_defaults(run=_run)
+
+
+_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def _namespace_list(value: str) -> tuple[str, ...]:
+    """``ns1,ns2`` → ("ns1", "ns2"); each a namespace name or ``*``."""
+    names = tuple(n.strip() for n in value.split(",") if n.strip())
+    for name in names:
+        if name != "*" and not (len(name) <= 63 and _NAMESPACE.match(name)):
+            raise argparse.ArgumentTypeError(f"{name!r} is not a namespace name (nor '*')")
+    return names
 
 
 def configure_logging(level: str, log_format: str) -> None:
@@ -162,6 +183,7 @@ def _run(arguments: argparse.Namespace) -> int:
         module_cache_bytes=arguments.module_cache_size * 1024 * 1024,
         module_resolve_ttl=arguments.module_resolve_ttl,
         module_fetch_timeout=arguments.module_fetch_timeout,
+        module_configmap_namespaces=arguments.module_configmap_namespaces,
         health_probe_bind_address=arguments.health_probe_bind_address,
         leader_elect=arguments.leader_elect,
         leader_election_namespace=arguments.leader_election_namespace,

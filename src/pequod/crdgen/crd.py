@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pequod.crdgen.naming import camel_case, plural_of
+from pequod.crdgen.naming import camel_case, plural_of, singular_of
 from pequod.schema.normalize import Schema
 
 DEFAULT_GROUP = "platform.pequod.io"
@@ -25,6 +25,9 @@ class ApiDefinition:
     kind: str | None = None
     short_names: tuple[str, ...] = ()
     printer_columns: tuple[dict[str, Any], ...] = field(default=())
+    plural_name: str | None = None
+    """The plural to serve (``#Metadata.plural``, or the one an existing CRD already serves);
+    unset, it is derived from the kind."""
 
     @property
     def resolved_kind(self) -> str:
@@ -32,7 +35,7 @@ class ApiDefinition:
 
     @property
     def plural(self) -> str:
-        return plural_of(self.resolved_kind)
+        return self.plural_name or plural_of(self.resolved_kind)
 
     @property
     def crd_name(self) -> str:
@@ -146,7 +149,7 @@ def build_crd(definition: ApiDefinition, spec_schema: Schema) -> dict[str, Any]:
         "kind": kind,
         "listKind": f"{kind}List",
         "plural": definition.plural,
-        "singular": kind.lower(),
+        "singular": singular_of(kind),
         "categories": CATEGORIES,
     }
     if definition.short_names:

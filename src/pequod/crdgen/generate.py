@@ -46,6 +46,7 @@ async def generate_api(
         kind=requested.kind or metadata.kind,
         short_names=requested.short_names or metadata.short_names,
         printer_columns=requested.printer_columns or metadata.printer_columns,
+        plural_name=requested.plural_name or metadata.plural,
     )
     return GeneratedApi(definition, schema, metadata, build_crd(definition, schema.structural))
 

@@ -67,6 +67,7 @@ class SchemaCache:
                 kind=entry["metadata"]["kind"],
                 short_names=tuple(entry["metadata"]["short_names"]),
                 printer_columns=tuple(entry["metadata"]["printer_columns"]),
+                plural=entry["metadata"]["plural"],
             )
         except FileNotFoundError:
             return None
@@ -97,6 +98,7 @@ class SchemaCache:
                 "kind": metadata.kind,
                 "short_names": list(metadata.short_names),
                 "printer_columns": list(metadata.printer_columns),
+                "plural": metadata.plural,
             },
         }
         path = self._path(module_digest, cue_binary)

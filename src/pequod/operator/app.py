@@ -27,7 +27,7 @@ from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.health import HealthChecks
 from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
-from pequod.operator.module_sources import module_cache_root
+from pequod.operator.module_sources import ConfigMapSources, module_cache_root
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
 from pequod.render.render import Renderer
@@ -64,6 +64,11 @@ class OperatorSettings:
     module_cache_bytes: int = 512 * 1024 * 1024
     module_resolve_ttl: float = 60.0
     module_fetch_timeout: float = 30.0
+    module_configmap_namespaces: tuple[str, ...] = ()
+    """Namespaces besides the operator's own whose ConfigMaps may be module sources ("*": any)."""
+    operator_namespace: str | None = None
+    """Where the operator runs; unset: $POD_NAMESPACE, else the service account's namespace
+    in a pod, else pequod-system."""
 
 
 @dataclass
@@ -115,6 +120,10 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         concurrency=settings.instance_concurrency,
         fetcher=fetcher,
     )
+    config_map_sources = ConfigMapSources(
+        settings.operator_namespace or running_namespace(), settings.module_configmap_namespaces
+    )
+    logger.info("module ConfigMaps allowed", namespaces=list(config_map_sources.namespaces))
     transforms = TransformReconciler(
         client,
         manager,
@@ -124,6 +133,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         cue_settings,
         fetcher,
         SchemaCache(cache_root / "schemas"),
+        config_map_sources,
     )
     graphs = GraphReconciler(
         client,
@@ -137,6 +147,20 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     manager.add_controller(instances.controller)  # type: ignore[arg-type]
     manager.add_controller(graphs.controller)  # type: ignore[arg-type]
     return Operator(client, manager, registry, renderer, transforms, instances, graphs)
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def running_namespace() -> str:
+    """The namespace the operator runs in: $POD_NAMESPACE (the downward API), else the one
+    Kubernetes mounts with the service account's token, else pequod-system (out of a pod)."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or OPERATOR_NAMESPACE
+    except OSError:
+        return OPERATOR_NAMESPACE
 
 
 async def run_operator(settings: OperatorSettings) -> int:

@@ -24,6 +24,12 @@ from pequod.module.embedded import EMBEDDED_PREFIX, load_embedded
 from pequod.module.source import ModuleError, ModuleSource, load_directory
 
 INLINE_FILE = "module.cue"
+ANY_NAMESPACE = "*"
+
+
+class ModuleSourceNotAllowed(ModuleError):
+    """The operator's settings refuse this source (a ConfigMap outside the allowed namespaces):
+    nothing is read, and retrying changes nothing until the reference or the settings do."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,40 @@ class ModuleReference:
         return namespace, name
 
 
+@dataclass(frozen=True)
+class ConfigMapSources:
+    """The namespaces whose ConfigMaps may hold modules. Whoever may edit such a ConfigMap
+    decides what the operator applies, anywhere its rights reach; so by default only the
+    operator's own namespace, and others only when ``pequod run --module-configmap-namespaces``
+    lists them (``*``: any)."""
+
+    operator_namespace: str = OPERATOR_NAMESPACE
+    others: tuple[str, ...] = ()
+
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((self.operator_namespace, *self.others)))
+
+    def allows(self, namespace: str) -> bool:
+        return ANY_NAMESPACE in self.others or namespace in self.namespaces
+
+    def check(self, reference: ModuleReference) -> None:
+        """Raises :class:`ModuleSourceNotAllowed` for a ConfigMap in another namespace (and
+        :class:`ModuleError` for a malformed ConfigMap reference)."""
+        if reference.type != "configmap":
+            return
+        namespace, name = reference.configmap_name()
+        if not self.allows(namespace):
+            raise ModuleSourceNotAllowed(
+                f"ConfigMap {namespace}/{name}: module ConfigMaps are allowed only in "
+                f"namespace{'s' if len(self.namespaces) > 1 else ''} "
+                f"{', '.join(self.namespaces)}; move it to "
+                f"{self.operator_namespace}, or allow {namespace} with "
+                f"`pequod run --module-configmap-namespaces={namespace}` (Helm: the value "
+                "moduleConfigMapNamespaces)"
+            )
+
+
 def module_cache_root() -> Path:
     configured = os.environ.get("PEQUOD_MODULE_CACHE")
     if configured:
@@ -101,8 +141,11 @@ async def resolve_module(
     *,
     fetcher: ModuleFetcher | None = None,
     cached_config_map: dict[str, Any] | None = None,
+    config_map_sources: ConfigMapSources | None = None,
 ) -> ModuleSource:
-    """The module a reference names. Raises :class:`ModuleError` with a reason to show.
+    """The module a reference names. Raises :class:`ModuleError` with a reason to show, and
+    :class:`ModuleSourceNotAllowed` for a ConfigMap ``config_map_sources`` (default: the
+    operator's namespace only) does not allow.
 
     ``cached_config_map`` (from an informer) saves the read of a ConfigMap source."""
     module_cache_root().mkdir(parents=True, exist_ok=True)
@@ -112,6 +155,7 @@ async def resolve_module(
     if reference.type == "inline":
         return materialize({INLINE_FILE: reference.ref}, "inline")
     if reference.type == "configmap":
+        (config_map_sources or ConfigMapSources()).check(reference)
         namespace, name = reference.configmap_name()
         config_map = cached_config_map or await client.get(CONFIG_MAPS, name, namespace)
         if config_map is None:

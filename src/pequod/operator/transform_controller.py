@@ -1,9 +1,16 @@
 """Transform → module → schema → CRD (server-side applied, Established) → a watch on the new
-kind, registered at runtime. Deletion waits for the instances, then removes the CRD."""
+kind, registered at runtime. Deletion waits for the instances, then removes the CRD.
+
+A CRD's name is ``PLURAL.GROUP`` and cannot change: a new name is a second CRD, and the first
+one's instances stay behind it. So once a Transform serves a CRD, it keeps that CRD's plural
+when the derived plural changes (a new Pequod deriving plurals differently); a new name that
+the Transform or the module asks for (``#Metadata.plural``, ``spec.group``, ``spec.kind``) is
+refused with the ``Ready`` condition ``CRDRenameRefused`` while the old CRD exists."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 from typing import Any
@@ -22,20 +29,25 @@ from pequod.api.names import (
     VERSION,
 )
 from pequod.crdgen.compatibility import breaking_changes
-from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
+from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition, build_crd
 from pequod.crdgen.generate import GeneratedApi, generate_api
 from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueError, CueSettings
 from pequod.delivery.fetcher import ModuleFetcher
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
-from pequod.kube.informer import Informer
+from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
 from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
-from pequod.operator.module_sources import ModuleReference, resolve_module
+from pequod.operator.module_sources import (
+    ConfigMapSources,
+    ModuleReference,
+    ModuleSourceNotAllowed,
+    resolve_module,
+)
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
@@ -73,8 +85,10 @@ class TransformReconciler:
         cue_settings: CueSettings | None = None,
         fetcher: ModuleFetcher | None = None,
         schema_cache: SchemaCache | None = None,
+        config_map_sources: ConfigMapSources | None = None,
     ) -> None:
         self.client = client
+        self.config_map_sources = config_map_sources or ConfigMapSources()
         self.schema_cache = schema_cache
         self.fetcher = fetcher
         self.manager = manager
@@ -90,7 +104,10 @@ class TransformReconciler:
         )
         self.informer: Informer = manager.informer(TRANSFORMS)
         self.controller.watch(self.informer, lambda e: [e.object["metadata"]["name"]])
-        self._watched_config_maps: set[tuple[str, str, str]] = set()
+        # The ConfigMap each Transform's module comes from, and who uses each ConfigMap's
+        # informer (one per ConfigMap, stopped when no Transform names it any more).
+        self._config_map_of: dict[str, tuple[str, str]] = {}
+        self._config_map_users: dict[tuple[str, str], set[str]] = {}
         self._generated: dict[tuple[str, ApiDefinition], GeneratedApi] = {}
 
     async def reconcile(self, name: str) -> Result:
@@ -121,20 +138,38 @@ class TransformReconciler:
         spec = transform["spec"]
         generation = transform["metadata"].get("generation")
         reference = ModuleReference.from_spec(spec["cueRef"])
-        config_maps = self._watch_config_map(name, reference)
+        policy_references = [ModuleReference.from_spec(p) for p in spec.get("policies", [])]
+        try:
+            for checked in (reference, *policy_references):
+                self.config_map_sources.check(checked)
+        except ModuleSourceNotAllowed as error:
+            # Refused before anything is read or watched; no retry: only a new reference or
+            # a restart with other settings can change the answer.
+            await self._watch_config_map(name, None)
+            raise TransformFailure("ModuleFetched", "ModuleSourceNotAllowed", str(error)) from None
+        except ModuleError:
+            pass  # a malformed reference: resolve_module says what is wrong with it
+        config_maps = await self._watch_config_map(name, reference)
         cached = None
         if config_maps is not None and config_maps.synced.is_set():
             namespace, config_map = reference.configmap_name()
             cached = config_maps.get(f"{namespace}/{config_map}")
         try:
             module = await resolve_module(
-                reference, self.client, fetcher=self.fetcher, cached_config_map=cached
+                reference,
+                self.client,
+                fetcher=self.fetcher,
+                cached_config_map=cached,
+                config_map_sources=self.config_map_sources,
             )
             policies = [
                 await resolve_module(
-                    ModuleReference.from_spec(p), self.client, fetcher=self.fetcher
+                    policy,
+                    self.client,
+                    fetcher=self.fetcher,
+                    config_map_sources=self.config_map_sources,
                 )
-                for p in spec.get("policies", [])
+                for policy in policy_references
             ]
         except ModuleError as error:
             raise TransformFailure(
@@ -154,11 +189,11 @@ class TransformReconciler:
             generated = await self._generate(module, requested)
         except (CueError, SchemaError, PolicyError) as error:
             raise TransformFailure("SchemaValid", "InvalidModule", str(error)) from None
+        generated, existing, kept_plural = await self._keep_the_served_name(name, status, generated)
         crd = generated.crd
         crd_name = crd["metadata"]["name"]
         crd_hash = _hash(crd)
         crd["metadata"].setdefault("annotations", {})[CRD_HASH_ANNOTATION] = crd_hash
-        existing = await self.client.get(CRDS, crd_name)
         if existing is not None:
             self._check_ownership(name, existing)
             self._check_compatibility(transform, existing, crd)
@@ -234,12 +269,19 @@ class TransformReconciler:
             "the module's #Input is a valid schema",
             generation,
         )
+        kept = (
+            f"; the plural {definition.plural} is kept from the existing CRD, where the "
+            f"module's kind alone would give {kept_plural}: set #Metadata.plural to say "
+            "which one to serve"
+            if kept_plural
+            else ""
+        )
         conditions = set_condition(
             conditions,
             "Ready",
             True,
             "Serving",
-            f"serving {resource_type.kind} ({crd_name})",
+            f"serving {resource_type.kind} ({crd_name}){kept}",
             generation,
         )
         status["conditions"] = conditions
@@ -267,6 +309,52 @@ class TransformReconciler:
             )
             self._generated[key] = cached
         return copy.deepcopy(cached)
+
+    async def _keep_the_served_name(
+        self, name: str, status: dict[str, Any], generated: GeneratedApi
+    ) -> tuple[GeneratedApi, dict[str, Any] | None, str | None]:
+        """The API to serve, the CRD of that name if it exists, and the derived plural when
+        the served one is kept instead of it.
+
+        The CRD the Transform serves is the one its status names (one read, the same as for
+        the generated name when the two agree). When the generated name differs from it:
+        for the same group and kind with no ``#Metadata.plural``, only the derivation
+        changed, and the served plural is kept; otherwise the Transform or the module asks
+        for a new name, which is refused (``CRDRenameRefused``) while the served CRD exists.
+        """
+        wanted = generated.crd["metadata"]["name"]
+        served_name = (status.get("generatedCRD") or {}).get("name") or wanted
+        served = await self.client.get(CRDS, served_name)
+        if served_name == wanted:
+            return generated, served, None
+        labels = (served or {}).get("metadata", {}).get("labels") or {}
+        if served is None or labels.get(TRANSFORM_LABEL) != name:
+            # Gone, or not this Transform's: nothing to keep.
+            return generated, await self.client.get(CRDS, wanted), None
+        definition = generated.definition
+        served_names = served["spec"]["names"]
+        if (
+            generated.metadata.plural is None
+            and served["spec"]["group"] == definition.group
+            and served_names["kind"] == definition.resolved_kind
+        ):
+            kept = dataclasses.replace(definition, plural_name=served_names["plural"])
+            return (
+                dataclasses.replace(
+                    generated, definition=kept, crd=build_crd(kept, generated.schema.structural)
+                ),
+                served,
+                definition.plural,
+            )
+        raise TransformFailure(
+            "Ready",
+            "CRDRenameRefused",
+            f"the Transform now asks for the CRD {wanted}, but it serves {served_name}: a "
+            "CRD cannot be renamed, and a second one would leave the instances of the first "
+            f"behind it. Serve {served_name} again (#Metadata.plural: "
+            f'"{served_names["plural"]}", with the same spec.group and kind), or delete the '
+            "Transform (it waits for its instances to be deleted) and create it again",
+        )
 
     def _check_ownership(self, name: str, existing: dict[str, Any]) -> None:
         labels = existing["metadata"].get("labels") or {}
@@ -365,26 +453,58 @@ class TransformReconciler:
         return served
 
     async def _stop_serving(self, name: str) -> None:
+        await self._watch_config_map(name, None)
         served = self.registry.served.pop(name, None)
         if served is not None:
             await self.manager.remove_informer(served.resource_type)
             logger.info("stopped watching", transform=name, resource=str(served.resource_type))
 
-    def _watch_config_map(self, transform: str, reference: ModuleReference) -> Informer | None:
-        """The informer of a ConfigMap source (a change to it re-renders the Transform)."""
-        if reference.type != "configmap":
+    async def _watch_config_map(
+        self, transform: str, reference: ModuleReference | None
+    ) -> Informer | None:
+        """The informer of the one ConfigMap a Transform's module comes from (a change to it
+        re-renders the Transform), started for its first user and stopped after its last:
+        the operator watches only the ConfigMaps that allowed Transforms name."""
+        wanted: tuple[str, str] | None = None
+        if reference is not None and reference.type == "configmap":
+            try:
+                wanted = reference.configmap_name()
+            except ModuleError:
+                wanted = None
+        previous = self._config_map_of.pop(transform, None)
+        if previous is not None and previous != wanted:
+            users = self._config_map_users.get(previous, set())
+            users.discard(transform)
+            if not users:
+                del self._config_map_users[previous]
+                await self.manager.remove_informer(
+                    CONFIG_MAPS,
+                    namespace=previous[0],
+                    field_selector=f"metadata.name={previous[1]}",
+                )
+                logger.info(
+                    "stopped watching a module ConfigMap",
+                    namespace=previous[0],
+                    config_map=previous[1],
+                )
+        if wanted is None:
             return None
-        try:
-            namespace, config_map = reference.configmap_name()
-        except ModuleError:
-            return None
+        self._config_map_of[transform] = wanted
+        namespace, config_map = wanted
         informer = self.manager.informer(
             CONFIG_MAPS, namespace=namespace, field_selector=f"metadata.name={config_map}"
         )
-        key = (transform, namespace, config_map)
-        if key not in self._watched_config_maps:
-            self._watched_config_maps.add(key)
-            informer.add_handler(lambda _event: self.controller.enqueue(transform), replay=False)
+        key = wanted
+        if key not in self._config_map_users:
+            self._config_map_users[key] = set()
+
+            def enqueue_users(_event: InformerEvent) -> None:
+                for user in sorted(self._config_map_users.get(key, ())):
+                    self.controller.enqueue(user)
+
+            informer.add_handler(enqueue_users, replay=False)
+            logger.info("watching a module ConfigMap", namespace=namespace, config_map=config_map)
+        self._config_map_users[wanted].add(transform)
         return informer
 
     # -- deletion --------------------------------------------------------------------------
