@@ -2,11 +2,12 @@
 
 The plural of a kind is its last CamelCase word made plural by the ``pluralizer`` library (the
 rules of the JavaScript ``pluralize``, which, like kubebuilder's flect, keep plurals plural),
-lower-cased and joined to the words before it: ``WebService`` → ``webservices``. Those rules keep a word
-that already reads as a plural (``AccShapes`` → ``accshapes``, ``Endpoints`` → ``endpoints``,
-``Data`` → ``data``) and know the singulars ending in s (``Status`` → ``statuses``, ``Ingress``
-→ ``ingresses``). :data:`PLURAL_OVERRIDES` corrects the few words they get wrong; a module whose
-kind they still get wrong names its plural in ``#Metadata.plural``.
+lower-cased and joined to the words before it: ``WebService`` → ``webservices``. Those rules
+keep a word that already reads as a plural (``AccShapes`` → ``accshapes``, ``Endpoints`` →
+``endpoints``, ``Data`` → ``data``) and know the singulars ending in s (``Status`` →
+``statuses``, ``Ingress`` → ``ingresses``). :data:`PLURAL_OVERRIDES` corrects the few words
+they get wrong; a module whose kind they still get wrong names its plural in
+``#Metadata.plural``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ PLURAL_OVERRIDES: dict[str, str] = {
 }
 """Last words whose plural the rules get wrong, lower-case: word → plural."""
 
-_PLURALIZER = Pluralizer()
+_PLURALIZER = Pluralizer()  # type: ignore[no-untyped-call]  # its __init__ has no annotations
 
 
 def camel_case(name: str) -> str:
