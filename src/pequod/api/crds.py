@@ -36,7 +36,8 @@ def module_reference_schema(description: str) -> Schema:
                 "type": "string",
                 "minLength": 1,
                 "description": "embedded: NAME[@VERSION]; inline: the CUE source itself; "
-                "configmap: NAMESPACE/NAME of a ConfigMap whose *.cue keys are the files; "
+                "configmap: NAMESPACE/NAME of a ConfigMap whose *.cue keys are the files "
+                "(in the operator's namespace unless the operator allows others); "
                 "oci: HOST/REPO:TAG or @sha256:...; git: URL?ref=...&path=...",
             },
             "path": {"type": "string", "description": "A subdirectory of the artifact."},
