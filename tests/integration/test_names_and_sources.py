@@ -243,7 +243,7 @@ def test_a_config_map_outside_the_allowed_namespaces_is_refused_until_allowed(
         message = fetched["message"]
         assert f"ConfigMap {namespace}/tiles-module" in message
         assert f"allowed only in namespace {operator_namespace};" in message
-        assert f"--module-configmap-namespaces={namespace}" in message
+        assert f"--module-source-namespaces={namespace}" in message
         # No retry storm: refused, and not again and again (its own status write may bring
         # one more reconcile, which writes nothing).
         failures = transform_failures(operator, "tiles")
@@ -260,7 +260,7 @@ def test_a_config_map_outside_the_allowed_namespaces_is_refused_until_allowed(
 
         # With the flag, the same reference is served.
         operator.stop()
-        operator.start(f"--module-configmap-namespaces=other,{namespace}")
+        operator.start(f"--module-source-namespaces=other,{namespace}")
         ready_transform(kubectl, "tiles")
 
         def re_rendered() -> Any:
@@ -282,7 +282,31 @@ def test_a_config_map_outside_the_allowed_namespaces_is_refused_until_allowed(
 
 def test_the_chart_passes_the_allowed_namespaces() -> None:
     default = container(render()[("Deployment", "pequod")])["args"]
-    assert not any(a.startswith("--module-configmap-namespaces") for a in default)
-    allowed = render("moduleConfigMapNamespaces={platform,team-a}")
+    assert not any(a.startswith("--module-source-namespaces") for a in default)
+    allowed = render("moduleSourceNamespaces={platform,team-a}")
     args = container(allowed[("Deployment", "pequod")])["args"]
-    assert "--module-configmap-namespaces=platform,team-a" in args
+    assert "--module-source-namespaces=platform,team-a" in args
+
+
+@pytest.mark.cluster
+def test_a_pull_secret_outside_the_allowed_namespaces_is_refused_unread(
+    kubectl: Kubectl, operator: OperatorProcess, namespace: str
+) -> None:
+    # The Secret exists; its credentials would go to whatever server the Transform names.
+    kubectl.run("create", "secret", "generic", "creds", "-n", namespace, "--from-literal=token=t")
+    reference = (
+        "{type: git, ref: 'https://127.0.0.1:9/modules.git', "
+        f"pullSecretRef: {{name: creds, namespace: {namespace}}}}}"
+    )
+    kubectl.apply(transform("borrowed", reference))
+    try:
+        refused = failed_transform(kubectl, "borrowed", "ModuleSourceNotAllowed")
+        fetched = condition(refused, "ModuleFetched")
+        assert fetched is not None
+        message = fetched["message"]
+        assert message.startswith(f"pull Secret {namespace}/creds:"), message
+        assert f"--module-source-namespaces={namespace}" in message
+        # Refused before any fetch: nothing was attempted against the server.
+        assert "127.0.0.1:9" not in message
+    finally:
+        delete(kubectl, ("transform", "borrowed"))

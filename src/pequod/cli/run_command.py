@@ -69,7 +69,7 @@ def register(commands: Any) -> None:
         "--module-fetch-timeout", type=float, default=30.0, help="seconds per registry/git call"
     )
     run.add_argument(
-        "--module-configmap-namespaces",
+        "--module-source-namespaces",
         type=_namespace_list,
         default=(),
         metavar="NS[,NS...]",
@@ -183,7 +183,7 @@ def _run(arguments: argparse.Namespace) -> int:
         module_cache_bytes=arguments.module_cache_size * 1024 * 1024,
         module_resolve_ttl=arguments.module_resolve_ttl,
         module_fetch_timeout=arguments.module_fetch_timeout,
-        module_configmap_namespaces=arguments.module_configmap_namespaces,
+        module_source_namespaces=arguments.module_source_namespaces,
         health_probe_bind_address=arguments.health_probe_bind_address,
         leader_elect=arguments.leader_elect,
         leader_election_namespace=arguments.leader_election_namespace,

@@ -27,7 +27,7 @@ from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.health import HealthChecks
 from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
-from pequod.operator.module_sources import ConfigMapSources, module_cache_root
+from pequod.operator.module_sources import SourceNamespaces, module_cache_root
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
 from pequod.render.render import Renderer
@@ -64,7 +64,7 @@ class OperatorSettings:
     module_cache_bytes: int = 512 * 1024 * 1024
     module_resolve_ttl: float = 60.0
     module_fetch_timeout: float = 30.0
-    module_configmap_namespaces: tuple[str, ...] = ()
+    module_source_namespaces: tuple[str, ...] = ()
     """Namespaces besides the operator's own whose ConfigMaps may be module sources ("*": any)."""
     operator_namespace: str | None = None
     """Where the operator runs; unset: $POD_NAMESPACE, else the service account's namespace
@@ -111,6 +111,13 @@ async def build_operator(settings: OperatorSettings) -> Operator:
             cache_bytes=settings.module_cache_bytes,
         ),
     )
+    source_namespaces = SourceNamespaces(
+        settings.operator_namespace or running_namespace(), settings.module_source_namespaces
+    )
+    logger.info(
+        "module ConfigMaps and pull Secrets allowed",
+        namespaces=list(source_namespaces.namespaces),
+    )
     instances = InstanceReconciler(
         client,
         manager,
@@ -119,11 +126,8 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         events,
         concurrency=settings.instance_concurrency,
         fetcher=fetcher,
+        source_namespaces=source_namespaces,
     )
-    config_map_sources = ConfigMapSources(
-        settings.operator_namespace or running_namespace(), settings.module_configmap_namespaces
-    )
-    logger.info("module ConfigMaps allowed", namespaces=list(config_map_sources.namespaces))
     transforms = TransformReconciler(
         client,
         manager,
@@ -133,7 +137,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         cue_settings,
         fetcher,
         SchemaCache(cache_root / "schemas"),
-        config_map_sources,
+        source_namespaces,
     )
     graphs = GraphReconciler(
         client,

@@ -37,7 +37,7 @@ from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
-from pequod.operator.module_sources import ModuleReference, resolve_module
+from pequod.operator.module_sources import ModuleReference, SourceNamespaces, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.operator.writes import refusal, refused_for_good, set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
@@ -65,9 +65,11 @@ class InstanceReconciler:
         *,
         concurrency: int = 4,
         fetcher: ModuleFetcher | None = None,
+        source_namespaces: SourceNamespaces | None = None,
     ) -> None:
         self.client = client
         self.fetcher = fetcher
+        self.source_namespaces = source_namespaces or SourceNamespaces()
         self.registry = registry
         self.renderer = renderer
         self.events = events
@@ -257,7 +259,12 @@ class InstanceReconciler:
                 f"{served.transform} (allowed: {listed})",
             )
         try:
-            module = await resolve_module(allowed[wanted], self.client, fetcher=self.fetcher)
+            module = await resolve_module(
+                allowed[wanted],
+                self.client,
+                fetcher=self.fetcher,
+                source_namespaces=self.source_namespaces,
+            )
         except ModuleError as error:
             raise _Refused("PlatformRefUnavailable", str(error)) from None
         return module, {"type": wanted.type, "ref": wanted.ref, "digest": module.digest}

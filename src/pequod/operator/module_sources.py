@@ -28,8 +28,9 @@ ANY_NAMESPACE = "*"
 
 
 class ModuleSourceNotAllowed(ModuleError):
-    """The operator's settings refuse this source (a ConfigMap outside the allowed namespaces):
-    nothing is read, and retrying changes nothing until the reference or the settings do."""
+    """The operator's settings refuse this source (a ConfigMap, or a pull Secret, outside the
+    allowed namespaces): nothing is read, and retrying changes nothing until the reference or
+    the settings do."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +77,13 @@ class ModuleReference:
 
 
 @dataclass(frozen=True)
-class ConfigMapSources:
-    """The namespaces whose ConfigMaps may hold modules. Whoever may edit such a ConfigMap
-    decides what the operator applies, anywhere its rights reach; so by default only the
-    operator's own namespace, and others only when ``pequod run --module-configmap-namespaces``
-    lists them (``*``: any)."""
+class SourceNamespaces:
+    """The namespaces whose ConfigMaps may hold modules and whose Secrets may hold a module's
+    pull credentials. Whoever may edit such a ConfigMap decides what the operator applies,
+    anywhere its rights reach; a Secret the operator may send to a registry or Git server of a
+    Transform's choosing is as good as readable by whoever writes Transforms. So by default
+    only the operator's own namespace, and others only when ``pequod run
+    --module-source-namespaces`` lists them (``*``: any)."""
 
     operator_namespace: str = OPERATOR_NAMESPACE
     others: tuple[str, ...] = ()
@@ -93,20 +96,26 @@ class ConfigMapSources:
         return ANY_NAMESPACE in self.others or namespace in self.namespaces
 
     def check(self, reference: ModuleReference) -> None:
-        """Raises :class:`ModuleSourceNotAllowed` for a ConfigMap in another namespace (and
-        :class:`ModuleError` for a malformed ConfigMap reference)."""
-        if reference.type != "configmap":
-            return
-        namespace, name = reference.configmap_name()
-        if not self.allows(namespace):
-            raise ModuleSourceNotAllowed(
-                f"ConfigMap {namespace}/{name}: module ConfigMaps are allowed only in "
-                f"namespace{'s' if len(self.namespaces) > 1 else ''} "
-                f"{', '.join(self.namespaces)}; move it to "
-                f"{self.operator_namespace}, or allow {namespace} with "
-                f"`pequod run --module-configmap-namespaces={namespace}` (Helm: the value "
-                "moduleConfigMapNamespaces)"
-            )
+        """Raises :class:`ModuleSourceNotAllowed` for a ConfigMap or a pull Secret in another
+        namespace (and :class:`ModuleError` for a malformed ConfigMap reference)."""
+        if reference.type == "configmap":
+            namespace, name = reference.configmap_name()
+            if not self.allows(namespace):
+                raise ModuleSourceNotAllowed(self._refusal("ConfigMap", namespace, name))
+        if reference.pull_secret is not None:
+            namespace, name = reference.pull_secret
+            if not self.allows(namespace):
+                raise ModuleSourceNotAllowed(self._refusal("pull Secret", namespace, name))
+
+    def _refusal(self, what: str, namespace: str, name: str) -> str:
+        return (
+            f"{what} {namespace}/{name}: module ConfigMaps and pull Secrets are allowed only "
+            f"in namespace{'s' if len(self.namespaces) > 1 else ''} "
+            f"{', '.join(self.namespaces)}; move it to "
+            f"{self.operator_namespace}, or allow {namespace} with "
+            f"`pequod run --module-source-namespaces={namespace}` (Helm: the value "
+            "moduleSourceNamespaces)"
+        )
 
 
 def module_cache_root() -> Path:
@@ -141,11 +150,11 @@ async def resolve_module(
     *,
     fetcher: ModuleFetcher | None = None,
     cached_config_map: dict[str, Any] | None = None,
-    config_map_sources: ConfigMapSources | None = None,
+    source_namespaces: SourceNamespaces | None = None,
 ) -> ModuleSource:
     """The module a reference names. Raises :class:`ModuleError` with a reason to show, and
-    :class:`ModuleSourceNotAllowed` for a ConfigMap ``config_map_sources`` (default: the
-    operator's namespace only) does not allow.
+    :class:`ModuleSourceNotAllowed` for a ConfigMap or a pull Secret ``source_namespaces``
+    (default: the operator's namespace only) does not allow.
 
     ``cached_config_map`` (from an informer) saves the read of a ConfigMap source."""
     module_cache_root().mkdir(parents=True, exist_ok=True)
@@ -154,8 +163,8 @@ async def resolve_module(
         return load_embedded(EMBEDDED_PREFIX + ref)
     if reference.type == "inline":
         return materialize({INLINE_FILE: reference.ref}, "inline")
+    (source_namespaces or SourceNamespaces()).check(reference)
     if reference.type == "configmap":
-        (config_map_sources or ConfigMapSources()).check(reference)
         namespace, name = reference.configmap_name()
         config_map = cached_config_map or await client.get(CONFIG_MAPS, name, namespace)
         if config_map is None:

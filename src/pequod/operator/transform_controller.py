@@ -43,9 +43,9 @@ from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import (
-    ConfigMapSources,
     ModuleReference,
     ModuleSourceNotAllowed,
+    SourceNamespaces,
     resolve_module,
 )
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
@@ -85,10 +85,10 @@ class TransformReconciler:
         cue_settings: CueSettings | None = None,
         fetcher: ModuleFetcher | None = None,
         schema_cache: SchemaCache | None = None,
-        config_map_sources: ConfigMapSources | None = None,
+        source_namespaces: SourceNamespaces | None = None,
     ) -> None:
         self.client = client
-        self.config_map_sources = config_map_sources or ConfigMapSources()
+        self.source_namespaces = source_namespaces or SourceNamespaces()
         self.schema_cache = schema_cache
         self.fetcher = fetcher
         self.manager = manager
@@ -141,7 +141,7 @@ class TransformReconciler:
         policy_references = [ModuleReference.from_spec(p) for p in spec.get("policies", [])]
         try:
             for checked in (reference, *policy_references):
-                self.config_map_sources.check(checked)
+                self.source_namespaces.check(checked)
         except ModuleSourceNotAllowed as error:
             # Refused before anything is read or watched; no retry: only a new reference or
             # a restart with other settings can change the answer.
@@ -160,14 +160,14 @@ class TransformReconciler:
                 self.client,
                 fetcher=self.fetcher,
                 cached_config_map=cached,
-                config_map_sources=self.config_map_sources,
+                source_namespaces=self.source_namespaces,
             )
             policies = [
                 await resolve_module(
                     policy,
                     self.client,
                     fetcher=self.fetcher,
-                    config_map_sources=self.config_map_sources,
+                    source_namespaces=self.source_namespaces,
                 )
                 for policy in policy_references
             ]
