@@ -335,7 +335,7 @@ def test_a_refused_instance_status_becomes_a_condition(
     kubectl.apply(blobs(namespace, "s", 1, 10, labels=labels))
     found = ready_reason(kubectl, "blob", "s", namespace, "StatusRejected")
     message = condition(found, "Ready")["message"]  # type: ignore[index]
-    assert "the API server refused the instance's status" in message, message
+    assert "the API server refused the Blob's status" in message, message
     assert "this test refuses the status" in message, message
     assert found["status"]["phase"] == "Failed"
     # The graph was written and applied: only the instance's own status was refused.
@@ -362,6 +362,6 @@ def test_a_refused_graph_status_reaches_the_instance(
     assert graph["status"]["inventory"][0]["name"] == f"{name}-0"
     found = ready_reason(kubectl, "blob", name, namespace, "GraphFailed")
     message = condition(found, "Ready")["message"]  # type: ignore[index]
-    assert "the API server refused the graph's status" in message, message
+    assert "the API server refused the ResourceGraph's status" in message, message
     assert found["status"]["phase"] == "Failed"
     assert "Traceback" not in log_of_this_test()

@@ -20,7 +20,7 @@ from pequod.api.names import (
 )
 from pequod.executor.ownership import graph_of
 from pequod.executor.run import PHASES, GraphExecutor, PassResult
-from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.discovery import UnknownKindError
 from pequod.kube.informer import Informer, InformerEvent
@@ -30,7 +30,7 @@ from pequod.metrics import DAG_NODES, RESOURCES_MANAGED
 from pequod.operator.conditions import set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.instance_controller import RESOURCE_GRAPHS
-from pequod.operator.writes import refusal, refused_for_good, set_finalizers, write_status
+from pequod.operator.writes import set_finalizers, write_status, write_status_or_refusal
 
 logger = structlog.get_logger(__name__)
 
@@ -297,32 +297,7 @@ class GraphReconciler:
                 await self.events.record(graph, "Normal", "Pruned", ", ".join(result.pruned))
 
     async def _write_status(self, graph: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Writes the graph's status; returns whether it wrote. A status the API server refuses
-        for good is replaced by one with only a Ready=False StatusRejected condition (so the
-        instance shows why), and a Warning Event says so; transient errors are retried."""
-        try:
-            return await write_status(self.client, RESOURCE_GRAPHS, graph, status)
-        except ApiError as error:
-            if not refused_for_good(error):
-                raise
-            message = f"the API server refused the graph's status: {refusal(error)}"
-        generation = graph["metadata"].get("generation")
-        conditions = set_condition(
-            status.get("conditions") or [], "Ready", False, "StatusRejected", message, generation
+        # A refused status keeps the inventory: pruning and deletion work from it.
+        return await write_status_or_refusal(
+            self.client, self.events, RESOURCE_GRAPHS, graph, status, kept=("inventory",)
         )
-        minimal = {
-            "phase": "Failed",
-            "observedGeneration": generation,
-            "conditions": conditions,
-            # What pruning and deletion work from.
-            "inventory": status.get("inventory") or [],
-        }
-        logger.warning("graph status refused", graph=graph["metadata"]["name"], message=message)
-        await self.events.record(graph, "Warning", "StatusRejected", message)
-        try:
-            return await write_status(self.client, RESOURCE_GRAPHS, graph, minimal)
-        except ApiError as error:
-            if not refused_for_good(error):
-                raise
-            logger.warning("graph status refused twice", graph=graph["metadata"]["name"])
-            return False

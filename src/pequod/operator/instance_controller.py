@@ -39,7 +39,12 @@ from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, SourceNamespaces, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
-from pequod.operator.writes import refusal, refused_for_good, set_finalizers, write_status
+from pequod.operator.writes import (
+    refusal,
+    refused_for_good,
+    set_finalizers,
+    write_status_or_refusal,
+)
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance, render_hash
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
@@ -433,38 +438,9 @@ class InstanceReconciler:
     async def _write_instance_status(
         self, served: ServedApi, instance: dict[str, Any], desired: dict[str, Any]
     ) -> bool:
-        """Writes the instance's status; returns whether it wrote. A status the API server
-        refuses for good (a status schema the module's CRD narrowed, a size limit) is replaced
-        by one that carries only the refusal as the Ready condition, so it still shows in
-        ``kubectl get``; if even that is refused, a Warning Event says why."""
-        try:
-            return await write_status(self.client, served.resource_type, instance, desired)
-        except ApiError as error:
-            if not refused_for_good(error):
-                raise
-            message = f"the API server refused the instance's status: {refusal(error)}"
-        generation = instance["metadata"].get("generation")
-        conditions = set_condition(
-            desired.get("conditions") or [],
-            "Ready",
-            False,
-            "StatusRejected",
-            message,
-            generation,
+        return await write_status_or_refusal(
+            self.client, self.events, served.resource_type, instance, desired
         )
-        minimal = {"phase": "Failed", "observedGeneration": generation, "conditions": conditions}
-        try:
-            written = await write_status(self.client, served.resource_type, instance, minimal)
-        except ApiError as error:
-            if not refused_for_good(error):
-                raise
-            written = False
-            message += f"; a status with only this condition was refused too: {error.message}"
-        logger.warning(
-            "instance status refused", instance=instance["metadata"]["name"], message=message
-        )
-        await self.events.record(instance, "Warning", "StatusRejected", message)
-        return written
 
 
 @dataclass(frozen=True)

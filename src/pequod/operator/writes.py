@@ -12,6 +12,8 @@ import structlog
 from pequod.api.names import FIELD_MANAGER
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.resources import ResourceType
+from pequod.operator.conditions import set_condition
+from pequod.operator.events import EventRecorder
 
 logger = structlog.get_logger(__name__)
 
@@ -98,3 +100,45 @@ def refused_for_good(error: ApiError) -> bool:
 def refusal(error: ApiError) -> str:
     """The API server's answer, short enough for a condition message."""
     return f"{error.status} {error.reason}: {error.message}"[:1024]
+
+
+async def write_status_or_refusal(
+    client: KubeClient,
+    events: EventRecorder,
+    rt: ResourceType,
+    obj: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    kept: tuple[str, ...] = (),
+) -> bool:
+    """Writes ``status`` (see :func:`write_status`); returns whether it wrote. A status the API
+    server refuses for good (an admission policy, a schema, a size) is replaced by one holding
+    only a Ready=False ``StatusRejected`` condition with the API server's answer, and the
+    ``kept`` fields, so ``kubectl get`` still says why; a Warning Event says it too. Transient
+    errors are raised, for the work queue to retry."""
+    try:
+        return await write_status(client, rt, obj, status)
+    except ApiError as error:
+        if not refused_for_good(error):
+            raise
+        message = f"the API server refused the {rt.kind}'s status: {refusal(error)}"
+    generation = obj["metadata"].get("generation")
+    conditions = set_condition(
+        status.get("conditions") or [], "Ready", False, "StatusRejected", message, generation
+    )
+    minimal = {
+        "phase": "Failed",
+        "observedGeneration": generation,
+        "conditions": conditions,
+        **{field: status[field] for field in kept if field in status},
+    }
+    try:
+        written = await write_status(client, rt, obj, minimal)
+    except ApiError as error:
+        if not refused_for_good(error):
+            raise
+        written = False
+        message += f"; a status with only this condition was refused too: {error.message}"
+    logger.warning("status refused", object=f"{rt.kind} {obj['metadata']['name']}", message=message)
+    await events.record(obj, "Warning", "StatusRejected", message)
+    return written
