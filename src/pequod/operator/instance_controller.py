@@ -35,7 +35,7 @@ from pequod.kube.manager import Manager
 from pequod.kube.resources import ResourceType
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.conditions import is_true, now, set_condition
+from pequod.operator.conditions import condition, is_true, now, set_condition
 from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
@@ -370,12 +370,16 @@ class InstanceReconciler:
         graph_ready = (
             is_true(graph_status.get("conditions") or [], "Ready") and graph_phase == "Ready"
         )
+        # The graph's message names the nodes that failed and what the others wait for.
+        graph_message = (condition(graph_status.get("conditions") or [], "Ready") or {}).get(
+            "message"
+        )
         conditions = set_condition(
             conditions,
             "Ready",
             graph_ready,
             "GraphReady" if graph_ready else f"Graph{graph_phase}",
-            f"{ready_nodes}/{total} nodes ready",
+            graph_message or f"{ready_nodes}/{total} nodes ready",
             generation,
         )
         desired = {
