@@ -91,6 +91,9 @@ class OperatorProcess:
         self.health_port = free_port()
 
     def start(self, *extra: str, ready_line: str = "caches synced") -> None:
+        """Starts the operator and waits until this run (not an earlier one appending to the
+        same log) has logged ``ready_line``."""
+        offset = self.log_size()
         log = self.log_path.open("ab")
         environment = dict(os.environ)
         self.process = subprocess.Popen(
@@ -116,7 +119,7 @@ class OperatorProcess:
             cwd=REPOSITORY,
         )
         log.close()
-        wait_for(lambda: ready_line in self.log(), within=60, what=f"operator: {ready_line}")
+        wait_for(lambda: ready_line in self.log(offset), within=60, what=f"operator: {ready_line}")
 
     def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process is None:
@@ -156,11 +159,46 @@ class OperatorProcess:
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
-    def log(self) -> str:
+    def kill(self) -> int | None:
+        """SIGKILL: no shutdown at all, whatever the operator was doing."""
+        return self.stop(signal.SIGKILL)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_size(self) -> int:
+        """The log's length in bytes: an offset for ``log`` and ``log_entries``."""
         try:
-            return self.log_path.read_text(errors="replace")
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log(self, offset: int = 0) -> str:
+        """The log (from byte ``offset``)."""
+        try:
+            with self.log_path.open("rb") as file:
+                file.seek(offset)
+                return file.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+    def log_entries(self, offset: int = 0) -> list[dict[str, Any]]:
+        """The lines of a ``--log-format=json`` log (from byte ``offset``), decoded; a line
+        that is not JSON (a crash's raw traceback) comes back as ``{"raw": line}``."""
+        entries: list[dict[str, Any]] = []
+        for line in self.log(offset).splitlines():
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = {"raw": line}
+            entries.append(entry if isinstance(entry, dict) else {"raw": line})
+        return entries
 
 
 # -- Transforms ---------------------------------------------------------------------------

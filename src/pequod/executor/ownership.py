@@ -16,6 +16,8 @@ from pequod.api.names import (
 )
 
 RESOURCE_GRAPH_ANNOTATION = "platform.pequod.io/resource-graph"
+ORPHANED_ANNOTATION = "platform.pequod.io/orphaned"
+"""On an object its node's ``deletionPolicy: Orphan`` let go when the node left the graph."""
 
 
 def mark(obj: dict[str, Any], graph: dict[str, Any], node_id: str) -> dict[str, Any]:

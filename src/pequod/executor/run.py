@@ -18,10 +18,15 @@ from typing import Any, Protocol
 
 import structlog
 
-from pequod.api.names import FIELD_MANAGER, PRUNE_ANNOTATION
+from pequod.api.names import (
+    FIELD_MANAGER,
+    INSTANCE_UID_LABEL,
+    NODE_ID_ANNOTATION,
+    PRUNE_ANNOTATION,
+)
 from pequod.executor.backoff import NodeBackoff
 from pequod.executor.compare import changed_fields, up_to_date
-from pequod.executor.ownership import mark, owned_by, owner_description
+from pequod.executor.ownership import ORPHANED_ANNOTATION, mark, owned_by, owner_description
 from pequod.executor.readiness import evaluate
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
@@ -135,6 +140,10 @@ class GraphExecutor:
         self.apply_limit = asyncio.Semaphore(apply_concurrency)
         self.ready_timeout = ready_timeout
         self.backoff = backoff if backoff is not None else NodeBackoff()
+        # Per graph (by uid): the inventory of this process's last pass over it. Its status
+        # write may have failed, or not reached the cache yet: what it applied is still the
+        # graph's, to prune or delete.
+        self._applied: dict[str, list[dict[str, Any]]] = {}
 
     # -- apply -----------------------------------------------------------------------------
 
@@ -156,6 +165,7 @@ class GraphExecutor:
             sorter.add(node["id"], *node.get("dependsOn", []))
         sorter.prepare()
         result = PassResult(statuses, [], dry_run=bool(graph["spec"].get("dryRun")))
+        recorded = [] if result.dry_run else await self._recorded(graph)
         while sorter.is_active():
             ready_ids = sorter.get_ready()
             if not ready_ids:
@@ -176,14 +186,81 @@ class GraphExecutor:
             result.pruned = self._prunable(graph, result.inventory)
             result.inventory = list((graph.get("status") or {}).get("inventory") or [])
         elif result.phase == "Ready":
-            result.pruned = await self._prune(graph, result.inventory)
+            result.pruned = await self._prune(graph, recorded, result.inventory)
         else:
             # Keep what the previous inventory knew until the new graph is applied in full.
-            kept = {(e["kind"], e.get("namespace", ""), e["name"]) for e in result.inventory}
-            for entry in (graph.get("status") or {}).get("inventory") or []:
-                if (entry["kind"], entry.get("namespace", ""), entry["name"]) not in kept:
+            kept = {_identity(e) for e in result.inventory}
+            for entry in recorded:
+                if _identity(entry) not in kept:
                     result.inventory.append(entry)
+        if not result.dry_run:
+            self._applied[_graph_key(graph)] = list(result.inventory)
         return result
+
+    async def _recorded(self, graph: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every object a pass over this graph may have applied: the status inventory, what
+        this process's last pass applied, and, when no pass of this process has run on the
+        graph and its spec changed since the status was written, the objects labelled with its
+        instance that no inventory lists (a pass killed between an apply and the status write
+        that records it leaves those, and a spec that no longer renders them)."""
+        status = graph.get("status") or {}
+        entries = list(status.get("inventory") or [])
+        remembered = self._applied.get(_graph_key(graph))
+        if remembered is not None:
+            return _merged(entries, remembered)
+        if status.get("observedGeneration") != graph["metadata"].get("generation"):
+            return _merged(entries, await self._labelled(graph, entries))
+        return entries
+
+    async def _labelled(
+        self, graph: dict[str, Any], known: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """The objects carrying the graph's instance-uid label, of the kinds its nodes and
+        ``known`` name, in the namespaces it may write to, with the deletion policy of their
+        node; of a node no longer in the graph, those it let go (orphaned, or annotated
+        pequod.io/prune=disabled) are not the graph's any more."""
+        uid = graph["spec"]["sourceRef"].get("uid", "")
+        if not uid:
+            return []
+        policies = {n["id"]: n.get("deletionPolicy", "Delete") for n in graph["spec"]["nodes"]}
+        kinds = {(n["object"]["apiVersion"], n["object"]["kind"]) for n in graph["spec"]["nodes"]}
+        kinds |= {(e["apiVersion"], e["kind"]) for e in known}
+        settings = graph["spec"].get("metadata") or {}
+        allowed = set(settings.get("allowedNamespaces") or [])
+        namespaces: list[str | None] = (
+            [None] if "*" in allowed else sorted(allowed | {graph["metadata"]["namespace"]})
+        )
+        found: list[dict[str, Any]] = []
+        for api_version, kind in sorted(kinds):
+            try:
+                rt = await self.discovery.resource_type(api_version, kind)
+            except UnknownKindError:
+                continue
+            for namespace in namespaces if rt.namespaced else [None]:
+                listing = await self.client.list(
+                    rt, namespace, label_selector=f"{INSTANCE_UID_LABEL}={uid}"
+                )
+                for item in listing.get("items") or []:
+                    metadata = item["metadata"]
+                    annotations = metadata.get("annotations") or {}
+                    node_id = annotations.get(NODE_ID_ANNOTATION, "")
+                    if node_id not in policies and (
+                        ORPHANED_ANNOTATION in annotations
+                        or annotations.get(PRUNE_ANNOTATION) == "disabled"
+                    ):
+                        continue
+                    found.append(
+                        {
+                            "apiVersion": api_version,
+                            "kind": kind,
+                            **({"namespace": metadata["namespace"]} if rt.namespaced else {}),
+                            "name": metadata["name"],
+                            "uid": metadata.get("uid", ""),
+                            "nodeId": node_id,
+                            "deletionPolicy": policies.get(node_id, "Delete"),
+                        }
+                    )
+        return found
 
     def _mark_blocked(self, nodes: list[dict[str, Any]], statuses: dict[str, NodeStatus]) -> None:
         failed = {i for i, s in statuses.items() if s.phase == ERROR}
@@ -237,6 +314,7 @@ class GraphExecutor:
     def forget(self, graph: dict[str, Any]) -> None:
         """Drops what the executor remembers about a graph that is gone."""
         self.backoff.forget(_graph_key(graph))
+        self._applied.pop(_graph_key(graph), None)
 
     async def _apply_node(
         self,
@@ -433,11 +511,13 @@ class GraphExecutor:
             and entry.get("deletionPolicy") != "Orphan"
         ]
 
-    async def _prune(self, graph: dict[str, Any], current: list[dict[str, Any]]) -> list[str]:
-        keep = {(e["kind"], e.get("namespace", ""), e["name"]) for e in current}
+    async def _prune(
+        self, graph: dict[str, Any], recorded: list[dict[str, Any]], current: list[dict[str, Any]]
+    ) -> list[str]:
+        keep = {_identity(e) for e in current}
         pruned: list[str] = []
-        for entry in (graph.get("status") or {}).get("inventory") or []:
-            if (entry["kind"], entry.get("namespace", ""), entry["name"]) in keep:
+        for entry in recorded:
+            if _identity(entry) in keep:
                 continue
             if await self._remove(graph, entry):
                 pruned.append(f"{entry['kind']}/{entry['name']}")
@@ -445,14 +525,31 @@ class GraphExecutor:
 
     async def _remove(self, graph: dict[str, Any], entry: dict[str, Any]) -> bool:
         """Deletes an inventory entry's object unless it is orphaned; True when it was deleted
-        (or already gone)."""
-        if entry.get("deletionPolicy") == "Orphan":
-            return False
+        (or already gone). An orphaned object is marked so (ORPHANED_ANNOTATION): it keeps its
+        labels, and the search for objects no inventory lists must not take it back."""
         try:
             rt = await self.discovery.resource_type(entry["apiVersion"], entry["kind"])
         except UnknownKindError:
-            return True  # the kind is gone, and its objects with it
+            return entry.get("deletionPolicy") != "Orphan"  # the kind is gone, and its objects
         live = await self.live.get(rt, entry.get("namespace"), entry["name"])
+        if entry.get("deletionPolicy") == "Orphan":
+            if (
+                live is not None
+                and owned_by(live, graph)
+                and ORPHANED_ANNOTATION not in (live["metadata"].get("annotations") or {})
+            ):
+                try:
+                    await self.client.merge_patch(
+                        rt,
+                        entry["name"],
+                        entry.get("namespace"),
+                        {"metadata": {"annotations": {ORPHANED_ANNOTATION: "true"}}},
+                        field_manager=FIELD_MANAGER,
+                    )
+                except ApiError as error:
+                    if not error.not_found:
+                        raise
+            return False
         if live is None:
             return True
         if (
@@ -469,16 +566,23 @@ class GraphExecutor:
         """Deletes the graph's objects, dependents before their dependencies, one layer at a time,
         waiting for each layer to be gone. Returns (done, what it waits for)."""
         nodes = graph["spec"]["nodes"]
-        inventory = {
-            e["nodeId"]: e
-            for e in (graph.get("status") or {}).get("inventory") or []
-            if "nodeId" in e
-        }
-        for layer in _reverse_layers(nodes):
+        # The inventory may miss objects (a pass killed before its status write): those
+        # labelled with the instance are found too; one that belongs to no node of the graph
+        # goes first.
+        entries = _merged(
+            list((graph.get("status") or {}).get("inventory") or []),
+            self._applied.get(_graph_key(graph), []),
+        )
+        entries = _merged(entries, await self._labelled(graph, entries))
+        node_ids = {n["id"] for n in nodes}
+        by_node: dict[str, list[dict[str, Any]]] = {}
+        for entry in entries:
+            node_id = entry.get("nodeId", "")
+            by_node.setdefault(node_id if node_id in node_ids else "", []).append(entry)
+        for layer in [[""], *_reverse_layers(nodes)]:
             waiting: list[str] = []
-            for node_id in layer:
-                entry = inventory.get(node_id)
-                if entry is None or entry.get("deletionPolicy") == "Orphan":
+            for entry in [e for node_id in layer for e in by_node.get(node_id, [])]:
+                if entry.get("deletionPolicy") == "Orphan":
                     continue
                 try:
                     rt = await self.discovery.resource_type(entry["apiVersion"], entry["kind"])
@@ -499,6 +603,17 @@ class GraphExecutor:
             if waiting:
                 return False, f"waiting for {', '.join(waiting)} to be deleted"
         return True, ""
+
+
+def _identity(entry: dict[str, Any]) -> tuple[str, str, str]:
+    """What names an inventory entry's object: kind, namespace, name."""
+    return entry["kind"], entry.get("namespace", ""), entry["name"]
+
+
+def _merged(entries: list[dict[str, Any]], more: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries``, then those of ``more`` naming other objects."""
+    seen = {_identity(e) for e in entries}
+    return entries + [e for e in more if _identity(e) not in seen]
 
 
 def _graph_key(graph: dict[str, Any]) -> str:

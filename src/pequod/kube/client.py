@@ -4,6 +4,8 @@ streams. Everything Pequod sends to the API server goes through here."""
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +22,21 @@ from pequod.metrics import API_REQUESTS
 
 APPLY_PATCH = "application/apply-patch+yaml"
 MERGE_PATCH = "application/merge-patch+json"
+
+# Characters a YAML decoder does not take as themselves when unescaped (JSON escapes the C0
+# controls already): DEL and the C1 controls, the line breaks NEL, LS and PS (folded into a
+# space inside a quoted scalar), the byte order mark, U+FFFE and U+FFFF, surrogates.
+_NOT_YAML_PRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff\ud800-\udfff]")
+
+
+def apply_body(obj: dict[str, Any]) -> bytes:
+    """An apply patch as the API server's YAML decoder reads it: JSON in UTF-8 with every
+    character above U+FFFF as itself. JSON's ``\\ud83d\\ude00`` surrogate-pair escapes (what
+    ``json.dumps`` writes by default) are invalid YAML escapes ("found invalid Unicode
+    character escape code"), so an emoji anywhere in an object would make its apply fail for
+    ever. What YAML does not allow raw is escaped, as a character of the BMP."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return _NOT_YAML_PRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text).encode()
 
 
 class ApiError(Exception):
@@ -216,8 +233,15 @@ class KubeClient:
         query = [("fieldManager", field_manager), ("force", "true" if force else "false")]
         if dry_run:
             query.append(("dryRun", "All"))
+        # Sent as bytes: kubernetes-asyncio would json.dumps a dict with ASCII escapes. The
+        # charset parameter (which the API server strips) keeps it from doing so.
         result: dict[str, Any] = await self.request(
-            "apply", "PATCH", path, query=query, body=obj, content_type=APPLY_PATCH
+            "apply",
+            "PATCH",
+            path,
+            query=query,
+            body=apply_body(obj),
+            content_type=f"{APPLY_PATCH}; charset=utf-8",
         )
         return result
 

@@ -32,6 +32,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from pequod.kube.client import TRANSPORT_ERRORS, ApiError
 from pequod.metrics import (
     WORK_IN_PROGRESS,
     WORKQUEUE_ADDS,
@@ -295,7 +296,9 @@ async def run_workers(
 
     Each worker loops: take a key with ``get()``, await ``handler(key)``, then ``done(key)``. A
     key whose handler succeeds is forgotten (its backoff is reset); a key whose handler raises
-    is logged and added again with ``add_rate_limited``, and the worker carries on. Returns
+    is logged and added again with ``add_rate_limited``, and the worker carries on (an API
+    server away or busy, a transient error, is a warning with its message; anything else is
+    an error with its traceback). Returns
     once the queue is shut down and the workers have finished the keys they were processing.
     Cancelling it cancels the workers.
     """
@@ -315,10 +318,27 @@ async def _work(queue: WorkQueue[Key], handler: Callable[[Key], Awaitable[None]]
             return
         try:
             await handler(key)
-        except Exception:
-            logger.exception("work item failed", queue=queue.name, key=key)
+        except Exception as error:
+            if _transient(error):
+                logger.warning(
+                    "work item failed, retrying",
+                    queue=queue.name,
+                    key=key,
+                    error=f"{type(error).__name__}: {error}",
+                    retry_in=round(queue.next_backoff(key), 3),
+                )
+            else:
+                logger.exception("work item failed", queue=queue.name, key=key)
             queue.add_rate_limited(key)
         else:
             queue.forget(key)
         finally:
             queue.done(key)
+
+
+def _transient(error: Exception) -> bool:
+    """The API server unreachable, restarting or asking to retry (409 conflict on a stale
+    resourceVersion, 429, 5xx): the next try will do, and a traceback would tell nothing."""
+    if isinstance(error, ApiError):
+        return error.transient
+    return isinstance(error, TRANSPORT_ERRORS)

@@ -266,6 +266,13 @@ class GraphReconciler:
             message = f"{result.ready_nodes}/{len(result.nodes)} nodes ready"
         if errors:
             message += f"; errors: {'; '.join(errors)}"
+        waiting = [
+            f"{n.id}: {n.last_error or n.ready_details}"
+            for n in result.nodes.values()
+            if n.phase in ("Applying", "Applied") and (n.last_error or n.ready_details)
+        ]
+        if waiting:
+            message += f"; waiting: {'; '.join(waiting)}"
         conditions = set_condition(
             previous.get("conditions") or [], "Ready", phase == "Ready", phase, message, generation
         )

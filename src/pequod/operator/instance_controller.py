@@ -405,17 +405,16 @@ class InstanceReconciler:
         graph_ready = (
             is_true(graph_status.get("conditions") or [], "Ready") and graph_phase == "Ready"
         )
-        message = f"{ready_nodes}/{total} nodes ready"
-        if graph_phase == "Failed":
-            # The graph's own Ready message names the failed nodes and their errors.
-            found = condition(graph_status.get("conditions") or [], "Ready")
-            message = str((found or {}).get("message") or message)
+        # The graph's message names the nodes that failed and what the others wait for.
+        graph_message = (condition(graph_status.get("conditions") or [], "Ready") or {}).get(
+            "message"
+        )
         conditions = set_condition(
             conditions,
             "Ready",
             graph_ready,
             "GraphReady" if graph_ready else f"Graph{graph_phase}",
-            message,
+            graph_message or f"{ready_nodes}/{total} nodes ready",
             generation,
         )
         desired = {
