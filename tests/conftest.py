@@ -16,6 +16,7 @@ from kubernetes_asyncio import client as async_client
 from kubernetes_asyncio import config as async_config
 
 from pequod.controlplane import ControlPlane, ControlPlaneError
+from pequod.sandbox.kubectl import wait_established
 from pequod.toolchain.locate import ToolNotFoundError
 from tests.operator_harness import REPOSITORY, Kubectl, OperatorProcess
 
@@ -88,12 +89,10 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
 def pequod_crds(kubectl: Kubectl) -> None:
     """Pequod's own CRDs from manifests/crds, Established."""
     kubectl.run("apply", "-f", str(REPOSITORY / "manifests" / "crds"))
-    kubectl.run(
-        "wait",
-        "--for=condition=Established",
-        "crd/transforms.platform.pequod.io",
-        "crd/resourcegraphs.platform.pequod.io",
-        "--timeout=60s",
+    wait_established(
+        kubectl.plane.kubeconfig,
+        "transforms.platform.pequod.io",
+        "resourcegraphs.platform.pequod.io",
     )
 
 

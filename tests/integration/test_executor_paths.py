@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pequod.controlplane import ControlPlane
+from pequod.sandbox.kubectl import wait_established
 from tests.operator_harness import Kubectl, OperatorProcess, wait_for
 
 pytestmark = [pytest.mark.cluster]
@@ -280,9 +281,7 @@ spec:
 def gadgets(kubectl: Kubectl) -> Iterator[None]:
     """A kind with a status subresource that no controller writes: the test sets conditions."""
     kubectl.apply(GADGET_CRD)
-    kubectl.run(
-        "wait", "--for=condition=Established", "crd/gadgets.paths.pequod.test", "--timeout=60s"
-    )
+    wait_established(kubectl.plane.kubeconfig, "gadgets.paths.pequod.test")
     try:
         yield
     finally:

@@ -16,6 +16,7 @@ from pequod.controlplane import ControlPlane
 from pequod.crdgen.crd import ApiDefinition
 from pequod.crdgen.generate import generate_api
 from pequod.module.embedded import load_embedded
+from pequod.sandbox.kubectl import wait_established
 from pequod.toolchain.locate import find_binary
 
 pytestmark = pytest.mark.cluster
@@ -41,10 +42,7 @@ def webservice_crd(control_plane: ControlPlane) -> str:
     applied = kubectl(control_plane, "apply", "-f", "-", stdin=yaml.safe_dump(generated.crd))
     assert applied.returncode == 0, applied.stderr
     name: str = generated.crd["metadata"]["name"]
-    waited = kubectl(
-        control_plane, "wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s"
-    )
-    assert waited.returncode == 0, waited.stderr
+    wait_established(control_plane.kubeconfig, name)
     # Discovery of the new kind takes a moment after Established.
     deadline = time.monotonic() + 30
     while kubectl(control_plane, "get", "ws", "-A").returncode != 0:

@@ -18,6 +18,7 @@ import yaml
 
 from pequod.api.names import OPERATOR_USERNAME
 from pequod.controlplane import ControlPlane
+from pequod.sandbox.kubectl import wait_established
 from pequod.toolchain.locate import find_binary
 from tests.operator_harness import (
     REPOSITORY,
@@ -319,12 +320,10 @@ def protected_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contro
             "--server-side",
             *(f"--filename={MANIFESTS / part}" for part in ("crds", "rbac", "admission")),
         )
-        kubectl.run(
-            "wait",
-            "--for=condition=Established",
-            "crd/transforms.platform.pequod.io",
-            "crd/resourcegraphs.platform.pequod.io",
-            "--timeout=60s",
+        wait_established(
+            kubectl.plane.kubeconfig,
+            "transforms.platform.pequod.io",
+            "resourcegraphs.platform.pequod.io",
         )
         yield plane
     finally:

@@ -14,6 +14,7 @@ from pequod.kube.client import KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.resources import CONFIG_MAPS, NAMESPACES
+from pequod.sandbox.kubectl import wait_established
 from tests.operator_harness import Kubectl
 
 pytestmark = pytest.mark.cluster
@@ -137,7 +138,7 @@ async def test_discovery_finds_built_in_kinds_and_kinds_created_at_runtime(
         with pytest.raises(UnknownKindError):
             await discovery.resource_type("example.pequod.io/v1", "Widget")
         kubectl.apply(WIDGET_CRD)
-        kubectl.run("wait", "--for=condition=Established", "crd/widgets.example.pequod.io")
+        wait_established(kubectl.plane.kubeconfig, "widgets.example.pequod.io")
         widgets = await discovery.resource_type("example.pequod.io/v1", "Widget")
         assert (widgets.plural, widgets.namespaced) == ("widgets", False)
         kubectl.run("delete", "crd", "widgets.example.pequod.io")

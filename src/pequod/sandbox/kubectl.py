@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 
 from pequod.toolchain.locate import find_binary
@@ -33,3 +34,23 @@ def kubectl(
     if completed.returncode != 0:
         raise KubectlError(f"kubectl {' '.join(arguments)}: {completed.stderr.strip()}")
     return completed.stdout
+
+
+def wait_established(kubeconfig: Path, *crds: str, timeout: float = 60.0) -> None:
+    """Waits until every named CRD is Established. Polled rather than ``kubectl wait``, which
+    fails at once ("accessor error") on a CRD so new that its conditions are still null."""
+    deadline = time.monotonic() + timeout
+    for name in crds:
+        while True:
+            status = kubectl(
+                kubeconfig,
+                "get",
+                f"crd/{name}",
+                "-o",
+                'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+            )
+            if status.strip() == "True":
+                break
+            if time.monotonic() > deadline:
+                raise KubectlError(f"CRD {name} not Established within {timeout:.0f} s")
+            time.sleep(0.2)

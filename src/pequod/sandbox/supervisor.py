@@ -24,7 +24,7 @@ from pequod.controlplane import ControlPlane
 from pequod.controlplane.cluster import ControlPlaneError, free_port
 from pequod.controlplane.process import ComponentProcess
 from pequod.sandbox.files import INSTALL_DIRECTORIES, MANIFESTS, TRANSFORMS
-from pequod.sandbox.kubectl import KubectlError, kubectl
+from pequod.sandbox.kubectl import KubectlError, kubectl, wait_established
 from pequod.sandbox.progress import Progress
 from pequod.sandbox.state import SandboxRecord, SandboxState, default_state_directory
 from pequod.toolchain.build import ToolchainBuildError, build_toolchain
@@ -103,13 +103,10 @@ class Sandbox:
             for directory in INSTALL_DIRECTORIES:
                 arguments += ["-f", str(MANIFESTS / directory)]
             kubectl(self.admin_kubeconfig, *arguments)
-            kubectl(
+            wait_established(
                 self.admin_kubeconfig,
-                "wait",
-                "--for=condition=Established",
-                "crd/transforms.platform.pequod.io",
-                "crd/resourcegraphs.platform.pequod.io",
-                "--timeout=60s",
+                "transforms.platform.pequod.io",
+                "resourcegraphs.platform.pequod.io",
             )
         with progress.step(
             f"operator credentials: ServiceAccount {OPERATOR_NAMESPACE}/{OPERATOR_SERVICE_ACCOUNT}"
@@ -132,13 +129,10 @@ class Sandbox:
                     )
                 except KubectlError as error:
                     raise SandboxError(f"{error}\n{self._operator_tail()}") from error
-                kubectl(
+                wait_established(
                     self.admin_kubeconfig,
-                    "wait",
-                    "--for=condition=Established",
-                    "crd/webservices.platform.pequod.io",
-                    "crd/databases.platform.pequod.io",
-                    "--timeout=60s",
+                    "webservices.platform.pequod.io",
+                    "databases.platform.pequod.io",
                 )
 
     def _remember_processes(self) -> None:
