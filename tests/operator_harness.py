@@ -15,6 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from pequod.controlplane import ControlPlane
 from pequod.controlplane.cluster import free_port
 from pequod.toolchain.locate import find_binary
@@ -199,6 +201,28 @@ class OperatorProcess:
                 entry = {"raw": line}
             entries.append(entry if isinstance(entry, dict) else {"raw": line})
         return entries
+
+
+def service_account_kubeconfig(plane: ControlPlane, kubectl: Kubectl, path: Path) -> Path:
+    """A kubeconfig at ``path`` with a token of the operator's ServiceAccount (as the operator
+    runs in a cluster), for a control plane where manifests/rbac is applied."""
+    token = kubectl.run(
+        "create", "token", "pequod", "-n", "pequod-system", "--duration=2h"
+    ).stdout.strip()
+    cluster = {"server": plane.server, "certificate-authority": str(plane.ca_certificate)}
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "plane", "cluster": cluster}],
+                "users": [{"name": "pequod", "user": {"token": token}}],
+                "contexts": [{"name": "pequod", "context": {"cluster": "plane", "user": "pequod"}}],
+                "current-context": "pequod",
+            }
+        )
+    )
+    return path
 
 
 # -- Transforms ---------------------------------------------------------------------------

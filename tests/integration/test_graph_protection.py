@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from pequod.api.names import OPERATOR_USERNAME
 from pequod.controlplane import ControlPlane
@@ -26,6 +25,7 @@ from tests.operator_harness import (
     OperatorProcess,
     condition,
     ready_transform,
+    service_account_kubeconfig,
     wait_for,
 )
 
@@ -328,29 +328,6 @@ def protected_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contro
         yield plane
     finally:
         plane.stop()
-
-
-def service_account_kubeconfig(plane: ControlPlane, kubectl: Kubectl, path: Path) -> Path:
-    """A kubeconfig with a token of the operator's ServiceAccount."""
-    token = kubectl.run(
-        "create", "token", "pequod", "-n", "pequod-system", "--duration=2h"
-    ).stdout.strip()
-    cluster = {"server": plane.server, "certificate-authority": str(plane.ca_certificate)}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "protected", "cluster": cluster}],
-                "users": [{"name": "pequod", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "pequod", "context": {"cluster": "protected", "user": "pequod"}}
-                ],
-                "current-context": "pequod",
-            }
-        )
-    )
-    return path
 
 
 @pytest.fixture(scope="module")

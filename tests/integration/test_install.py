@@ -19,7 +19,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from pequod.controlplane import ControlPlane
-from tests.operator_harness import REPOSITORY, Kubectl, OperatorProcess, condition, wait_for
+from tests.operator_harness import (
+    REPOSITORY,
+    Kubectl,
+    OperatorProcess,
+    condition,
+    service_account_kubeconfig,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.cluster, pytest.mark.workloads]
 
@@ -156,35 +163,6 @@ def install_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         yield plane
     finally:
         plane.stop()
-
-
-def service_account_kubeconfig(plane: ControlPlane, kubectl: Kubectl, path: Path) -> Path:
-    token = kubectl.run(
-        "create", "token", "pequod", "-n", "pequod-system", "--duration=2h"
-    ).stdout.strip()
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "install",
-                        "cluster": {
-                            "server": plane.server,
-                            "certificate-authority": str(plane.ca_certificate),
-                        },
-                    }
-                ],
-                "users": [{"name": "pequod", "user": {"token": token}}],
-                "contexts": [
-                    {"name": "pequod", "context": {"cluster": "install", "user": "pequod"}}
-                ],
-                "current-context": "pequod",
-            }
-        )
-    )
-    return path
 
 
 def lease(kubectl: Kubectl) -> dict[str, Any]:
