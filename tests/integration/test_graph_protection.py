@@ -262,7 +262,10 @@ def test_a_deleted_graph_is_replaced_and_adopts_its_objects_without_a_restart(
     assert {kind for kind, _, _ in inventory(graph)} >= {"Deployment", "Service"}
     watches = deletion_watches({kind: len(names) for kind, names in before.items()})
 
-    kubectl.run("delete", "resourcegraph", f"{GRAPH_PREFIX}-web", "-n", namespace)
+    # --wait=false: the operator writes the replacement under the same name within
+    # milliseconds of the old one going, and kubectl's own wait for the deletion can miss
+    # that (it hung for its 60 s once); the replacement is waited for by its new uid.
+    kubectl.run("delete", "resourcegraph", f"{GRAPH_PREFIX}-web", "-n", namespace, "--wait=false")
     replaced = ready_graph(kubectl, namespace, "web", not_uid=graph["metadata"]["uid"])
 
     # The new graph took over the same objects: same uids in its inventory and in the cluster.
