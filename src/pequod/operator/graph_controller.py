@@ -265,14 +265,14 @@ class GraphReconciler:
         else:
             message = f"{result.ready_nodes}/{len(result.nodes)} nodes ready"
         if errors:
-            message += f"; errors: {'; '.join(errors)}"
+            message += f"; errors: {_first_few(errors)}"
         waiting = [
             f"{n.id}: {n.last_error or n.ready_details}"
             for n in result.nodes.values()
             if n.phase in ("Applying", "Applied") and (n.last_error or n.ready_details)
         ]
         if waiting:
-            message += f"; waiting: {'; '.join(waiting)}"
+            message += f"; waiting: {_first_few(waiting)}"
         conditions = set_condition(
             previous.get("conditions") or [], "Ready", phase == "Ready", phase, message, generation
         )
@@ -308,3 +308,14 @@ class GraphReconciler:
         return await write_status_or_refusal(
             self.client, self.events, RESOURCE_GRAPHS, graph, status, kept=("inventory",)
         )
+
+
+MESSAGE_ENTRIES = 10
+
+
+def _first_few(entries: list[str]) -> str:
+    """A condition message names a few nodes, not thousands: the instance's status repeats
+    it, and each per-node detail is in the graph's status.nodes anyway."""
+    shown = "; ".join(entry[:300] for entry in entries[:MESSAGE_ENTRIES])
+    hidden = len(entries) - MESSAGE_ENTRIES
+    return shown + (f"; and {hidden} more (see status.nodes)" if hidden > 0 else "")
