@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +18,38 @@ import bcrypt
 
 from pequod.controlplane.cluster import free_port
 from tests.operator_harness import Kubectl, condition, wait_for
+
+
+class ServerProcess:
+    """A server a test runs as a child process, its output in ``log_path``: started, waited
+    for until ``ready()`` answers (30 s at most; an exit fails at once), stopped."""
+
+    def __init__(self, name: str, log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, command: list[str], ready: Callable[[], bool]) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and self.process.poll() is None:
+            if ready():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+        self.process = None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except FileNotFoundError:
+            return ""
 
 
 def binary(name: str, override: str) -> str:
@@ -34,7 +67,7 @@ class Registry:
         self.users = users or {}
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = ServerProcess("docker-registry", directory / "registry.log")
 
     def start(self) -> Registry:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -55,34 +88,26 @@ class Registry:
             "  delete:\n    enabled: true\n"
             f"http:\n  addr: {self.host}\n{auth}"
         )
-        log = (self.directory / "registry.log").open("ab")
-        self.process = subprocess.Popen(
+        self.server.start(
             [binary("docker-registry", "PEQUOD_DOCKER_REGISTRY"), "serve", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self._answers,
         )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
-                return self
-            except urllib.error.HTTPError:
-                return self  # 401: up, and asking for credentials
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise AssertionError(f"docker-registry did not start:\n{self.log()}")
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(f"http://{self.host}/v2/", timeout=2)
+        except urllib.error.HTTPError:
+            return True  # 401: up, and asking for credentials
+        except OSError:
+            return False
+        return True
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
+        self.server.stop()
 
     def log(self) -> str:
-        return (self.directory / "registry.log").read_text(errors="replace")[-3000:]
+        return self.server.log()
 
 
 class GitServer:
@@ -91,15 +116,14 @@ class GitServer:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = ServerProcess("git daemon", directory / "daemon.log")
 
     def url(self, repository: str) -> str:
         return f"git://127.0.0.1:{self.port}/{repository}.git"
 
     def start(self) -> GitServer:
         self.directory.mkdir(parents=True, exist_ok=True)
-        log = (self.directory / "daemon.log").open("ab")
-        self.process = subprocess.Popen(
+        self.server.start(
             [
                 binary("git", "PEQUOD_GIT"),
                 "daemon",
@@ -110,27 +134,21 @@ class GitServer:
                 f"--base-path={self.directory}",
                 str(self.directory),
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            self._answers,
         )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            probe = subprocess.run(
-                ["git", "ls-remote", f"git://127.0.0.1:{self.port}/none.git"],
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            if "Connection refused" not in probe.stderr:
-                return self
-            time.sleep(0.1)
-        raise AssertionError("git daemon did not start")
+        return self
+
+    def _answers(self) -> bool:
+        probe = subprocess.run(
+            ["git", "ls-remote", f"git://127.0.0.1:{self.port}/none.git"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return "Connection refused" not in probe.stderr
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+        self.server.stop()
 
 
 class GitHost(Protocol):

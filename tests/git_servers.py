@@ -12,7 +12,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pequod.controlplane.cluster import free_port
 from pequod.controlplane.pki import KeyPair
-from tests.delivery_harness import binary
+from tests.delivery_harness import ServerProcess, binary
 
 HTTP_BACKEND = "/usr/lib/git-core/git-http-backend"
 SSHD = "/usr/sbin/sshd"
@@ -249,7 +248,7 @@ class SshGitServer:
         self.port = free_port()
         self.user = getpass.getuser()
         self.host_key = ssh_key()
-        self.process: subprocess.Popen[bytes] | None = None
+        self.server = ServerProcess("sshd", directory / "sshd.log")
 
     @property
     def known_hosts(self) -> str:
@@ -291,28 +290,18 @@ class SshGitServer:
             # Run as root, sshd wants its privilege separation directory (the service's
             # unit makes it; nothing does here).
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
-        log = (self.directory / "sshd.log").open("ab")
-        self.process = subprocess.Popen(
-            [sshd, "-D", "-e", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
-        )
-        log.close()
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as connection:
-                    if connection.recv(64).startswith(b"SSH-2.0-"):
-                        return self
-            except OSError:
-                if self.process.poll() is not None:
-                    break
-                time.sleep(0.1)
-        raise AssertionError(f"sshd did not start:\n{self.log()}")
+        self.server.start([sshd, "-D", "-e", "-f", str(config)], self._answers)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=2) as connection:
+                return connection.recv(64).startswith(b"SSH-2.0-")
+        except OSError:
+            return False
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
-        self.process = None
+        self.server.stop()
 
     def log(self) -> str:
-        return (self.directory / "sshd.log").read_text(errors="replace")[-3000:]
+        return self.server.log()

@@ -63,7 +63,11 @@ class ApiError(Exception):
 
     @property
     def transient(self) -> bool:
-        """Worth retrying: conflicts on resourceVersion, throttling, server errors, timeouts."""
+        """Worth retrying: conflicts on resourceVersion, throttling, server errors, timeouts;
+        not etcd's refusal of a request over its size limit, which the API server returns as
+        a 500 but no retry mends."""
+        if "request is too large" in self.message:
+            return False
         return self.status in (409, 429) or self.status >= 500
 
 

@@ -148,8 +148,8 @@ class GraphReconciler:
                 return DONE
             instance = await self._instance_living_on(graph)
             if instance is not None:
-                await self._orphan(graph, instance, finalizers)
-                self._record(key, None)
+                await self._release(key, graph, finalizers)
+                await self._report_orphaned(graph, instance)
                 return DONE
             done, waiting = await self.executor.delete(graph)
             if not done:
@@ -161,14 +161,7 @@ class GraphReconciler:
                 )
                 logger.info("deleting", graph=f"{namespace}/{name}", waiting=waiting)
                 return Result(requeue_after=DELETION_RECHECK_SECONDS)
-            await set_finalizers(
-                self.client,
-                RESOURCE_GRAPHS,
-                graph,
-                [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
-            )
-            self.executor.forget(graph)
-            self._record(key, None)
+            await self._release(key, graph, finalizers)
             return DONE
         if RESOURCE_GRAPH_FINALIZER not in finalizers:
             await set_finalizers(
@@ -209,10 +202,19 @@ class GraphReconciler:
             return None
         return instance
 
-    async def _orphan(
-        self, graph: dict[str, Any], instance: dict[str, Any], finalizers: list[str]
-    ) -> None:
-        """Lets a graph go without deleting its objects: the graph that replaces it adopts them."""
+    async def _release(self, key: GraphKey, graph: dict[str, Any], finalizers: list[str]) -> None:
+        """Removes Pequod's finalizer from a graph that is going, and forgets the graph."""
+        await set_finalizers(
+            self.client,
+            RESOURCE_GRAPHS,
+            graph,
+            [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
+        )
+        self.executor.forget(graph)
+        self._record(key, None)
+
+    async def _report_orphaned(self, graph: dict[str, Any], instance: dict[str, Any]) -> None:
+        """Says that a graph went without its objects: the graph that replaces it adopts them."""
         graph_name = f"{graph['metadata']['namespace']}/{graph['metadata']['name']}"
         inventory = (graph.get("status") or {}).get("inventory") or []
         message = (
@@ -221,13 +223,6 @@ class GraphReconciler:
             "in place for the graph that replaces it to adopt. Only the operator should delete "
             "graphs; delete the instance to remove its objects."
         )
-        await set_finalizers(
-            self.client,
-            RESOURCE_GRAPHS,
-            graph,
-            [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
-        )
-        self.executor.forget(graph)
         logger.warning(
             "resource graph deleted while its instance exists; objects left in place",
             graph=graph_name,

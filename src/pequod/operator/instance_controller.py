@@ -41,7 +41,6 @@ from pequod.operator.module_sources import ModuleReference, SourceNamespaces, re
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.operator.writes import (
     refusal,
-    refused_for_good,
     set_finalizers,
     write_status_or_refusal,
 )
@@ -139,7 +138,7 @@ class InstanceReconciler:
             try:
                 await self._write_graph(served, instance, graph_name, module, pinned, result)
             except ApiError as error:
-                if not refused_for_good(error):
+                if error.transient:
                     raise  # the work queue backs off and tries again
                 # Permanent until the render changes: say so in the status, once, and keep
                 # the graph in force that was written before (if any).

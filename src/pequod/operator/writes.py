@@ -1,6 +1,6 @@
 """The two writes every controller makes to the objects it reconciles: finalizers and status.
-Both name the operator as field manager; a status is written only when it changed. Also which
-refusals of a write are for good (to report in a condition) and which are worth a retry."""
+Both name the operator as field manager; a status is written only when it changed. Also how a
+refusal for good (not ``ApiError.transient``) is reported."""
 
 from __future__ import annotations
 
@@ -91,12 +91,6 @@ async def write_status(
     return True
 
 
-def refused_for_good(error: ApiError) -> bool:
-    """An answer no retry mends: a 4xx other than conflicts and throttling, or etcd's refusal
-    of a request over its size limit (which the API server returns as a 500)."""
-    return not error.transient or "request is too large" in error.message
-
-
 def refusal(error: ApiError) -> str:
     """The API server's answer, short enough for a condition message."""
     return f"{error.status} {error.reason}: {error.message}"[:1024]
@@ -119,7 +113,7 @@ async def write_status_or_refusal(
     try:
         return await write_status(client, rt, obj, status)
     except ApiError as error:
-        if not refused_for_good(error):
+        if error.transient:
             raise
         message = f"the API server refused the {rt.kind}'s status: {refusal(error)}"
     generation = obj["metadata"].get("generation")
@@ -135,7 +129,7 @@ async def write_status_or_refusal(
     try:
         written = await write_status(client, rt, obj, minimal)
     except ApiError as error:
-        if not refused_for_good(error):
+        if error.transient:
             raise
         written = False
         message += f"; a status with only this condition was refused too: {error.message}"
