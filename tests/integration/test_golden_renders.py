@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from pequod.api.ownership import crd_labels
 from pequod.crdgen.crd import ApiDefinition
 from pequod.crdgen.generate import generate_api
 from pequod.module.embedded import load_embedded
@@ -54,7 +55,7 @@ def test_render_matches_golden(case: Path) -> None:
 def test_crd_matches_golden(directory: Path) -> None:
     module = load_embedded(module_reference(directory))
     name = directory.name.rpartition("-v")[0]
-    generated = asyncio.run(generate_api(module, ApiDefinition(name=name)))
+    generated = asyncio.run(generate_api(module, ApiDefinition(name=name), labels=crd_labels(name)))
     assert generated.schema.notes == ()
     check_golden(directory / "crd.golden.yaml", generated.crd)
 

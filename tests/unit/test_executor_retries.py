@@ -7,7 +7,7 @@ from typing import Any, cast
 
 import pytest
 
-from pequod.executor.backoff import NodeBackoff
+from pequod.backoff import Backoff, FailureCounts
 from pequod.executor.run import GraphExecutor
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.discovery import Discovery
@@ -68,7 +68,7 @@ def graph(*names: str, depends: dict[str, str] | None = None) -> dict[str, Any]:
     }
 
 
-def executor(api: ScriptedApi, backoff: NodeBackoff) -> GraphExecutor:
+def executor(api: ScriptedApi, backoff: FailureCounts[tuple[str, str]]) -> GraphExecutor:
     return GraphExecutor(cast(KubeClient, api), cast(Discovery, api), api, backoff=backoff)
 
 
@@ -76,7 +76,9 @@ async def test_transient_errors_back_off_exponentially_per_node() -> None:
     api = ScriptedApi(
         {"flaky": [ApiError(503, "ServiceUnavailable", "etcd leader changed") for _ in range(3)]}
     )
-    backoff = NodeBackoff(base=1.0, cap=300.0, jitter=0.0)
+    backoff: FailureCounts[tuple[str, str]] = FailureCounts(
+        Backoff(base=1.0, cap=300.0, jitter=0.0)
+    )
     run = executor(api, backoff)
     waits = []
     for _ in range(3):
@@ -100,7 +102,7 @@ async def test_connection_errors_and_throttling_are_transient() -> None:
             "c": [TimeoutError()],
         }
     )
-    result = await executor(api, NodeBackoff(jitter=0.0)).execute(graph("a", "b", "c"))
+    result = await executor(api, FailureCounts(Backoff(jitter=0.0))).execute(graph("a", "b", "c"))
     assert {n.phase for n in result.nodes.values()} == {"Applying"}
     assert "ConnectionResetError" in result.nodes["a"].last_error
     assert "TooManyRequests" in result.nodes["b"].last_error
@@ -109,7 +111,7 @@ async def test_connection_errors_and_throttling_are_transient() -> None:
 
 async def test_permanent_errors_fail_the_node_and_block_its_dependents() -> None:
     api = ScriptedApi({"bad": [ApiError(422, "Invalid", "data.key: Invalid value")]})
-    result = await executor(api, NodeBackoff()).execute(
+    result = await executor(api, FailureCounts(Backoff())).execute(
         graph("bad", "child", "other", depends={"child": "bad"})
     )
     assert result.nodes["bad"].phase == "Error"
@@ -121,17 +123,17 @@ async def test_permanent_errors_fail_the_node_and_block_its_dependents() -> None
 
 
 def test_backoff_is_capped_and_jittered() -> None:
-    backoff = NodeBackoff(base=1.0, cap=30.0, jitter=0.2)
-    delays = [backoff.failed("g", "n")[1] for _ in range(10)]
-    assert 0.8 <= delays[0] <= 1.2
+    backoff: FailureCounts[tuple[str, str]] = FailureCounts(Backoff(base=1.0, cap=30.0, jitter=0.2))
+    delays = [backoff.failed(("g", "n"))[1] for _ in range(10)]
+    assert 1.0 <= delays[0] <= 1.2
     assert all(d <= 36.0 for d in delays)
     assert delays[-1] >= 24.0
-    backoff.forget("g")
+    backoff.forget_where(lambda key: key[0] == "g")
     assert len(backoff) == 0
 
 
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 async def test_client_errors_are_not_retried(status: int) -> None:
     api = ScriptedApi({"x": [ApiError(status, "Nope", "refused")]})
-    result = await executor(api, NodeBackoff()).execute(graph("x"))
+    result = await executor(api, FailureCounts(Backoff())).execute(graph("x"))
     assert result.nodes["x"].phase == "Error"

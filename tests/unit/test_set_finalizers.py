@@ -10,7 +10,7 @@ import pytest
 
 from pequod.kube.client import ApiError
 from pequod.kube.resources import ResourceType
-from pequod.operator.writes import set_finalizers
+from pequod.kube.writes import set_finalizers
 
 THINGS = ResourceType("example.com", "v1", "Thing", "things", True)
 
@@ -51,20 +51,20 @@ def thing(resource_version: str, finalizers: list[str]) -> dict[str, Any]:
 
 async def test_a_stale_copy_is_read_again_and_the_same_change_made() -> None:
     client = _Client(thing("2", ["ours", "theirs"]))  # "theirs" was added after our read
-    await set_finalizers(client, THINGS, thing("1", ["ours"]), [])  # type: ignore[arg-type]
+    await set_finalizers(client, THINGS, thing("1", ["ours"]), [], field_manager="test")  # type: ignore[arg-type]
     assert client.patches == [[], ["theirs"]]
     assert client.stored["metadata"]["finalizers"] == ["theirs"]
 
 
 async def test_an_addition_is_kept_on_the_retry() -> None:
     client = _Client(thing("2", ["theirs"]))
-    await set_finalizers(client, THINGS, thing("1", []), ["ours"])  # type: ignore[arg-type]
+    await set_finalizers(client, THINGS, thing("1", []), ["ours"], field_manager="test")  # type: ignore[arg-type]
     assert client.stored["metadata"]["finalizers"] == ["theirs", "ours"]
 
 
 async def test_a_change_already_made_writes_nothing_more() -> None:
     client = _Client(thing("2", []))
-    await set_finalizers(client, THINGS, thing("1", ["ours"]), [])  # type: ignore[arg-type]
+    await set_finalizers(client, THINGS, thing("1", ["ours"]), [], field_manager="test")  # type: ignore[arg-type]
     assert client.patches == [[]]
 
 
@@ -74,4 +74,10 @@ async def test_other_errors_are_raised() -> None:
             raise ApiError(403, "Forbidden", "no")
 
     with pytest.raises(ApiError):
-        await set_finalizers(Refusing(thing("1", [])), THINGS, thing("1", []), ["ours"])  # type: ignore[arg-type]
+        await set_finalizers(
+            Refusing(thing("1", [])),  # type: ignore[arg-type]
+            THINGS,
+            thing("1", []),
+            ["ours"],
+            field_manager="test",
+        )

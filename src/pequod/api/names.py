@@ -1,4 +1,6 @@
-"""Names shared by the controllers, the manifests and the tests."""
+"""Pequod's names: its API group and kinds, the field manager, the labels and annotations it
+writes on what it manages, its annotations read from users, its finalizers, and the name of an
+instance's ResourceGraph. Every module that writes or reads one of these takes it from here."""
 
 from __future__ import annotations
 
@@ -21,6 +23,12 @@ INSTANCE_KIND_LABEL = "platform.pequod.io/instance-kind"
 INSTANCE_NAME_LABEL = "platform.pequod.io/instance-name"
 INSTANCE_UID_LABEL = "platform.pequod.io/instance-uid"
 NODE_ID_ANNOTATION = "platform.pequod.io/node-id"
+RESOURCE_GRAPH_ANNOTATION = "platform.pequod.io/resource-graph"
+"""On an applied object: ``NAMESPACE/NAME`` of the ResourceGraph it belongs to."""
+ORPHANED_ANNOTATION = "platform.pequod.io/orphaned"
+"""On an object its node's ``deletionPolicy: Orphan`` let go when the node left the graph."""
+CRD_HASH_ANNOTATION = "platform.pequod.io/crd-hash"
+"""On a generated CRD: the hash of what was applied, so an unchanged CRD is not applied again."""
 
 ALLOW_BREAKING_CHANGES_ANNOTATION = "pequod.io/allow-breaking-changes"
 PRUNE_ANNOTATION = "pequod.io/prune"
@@ -34,3 +42,8 @@ RESOURCE_GRAPH_FINALIZER = "platform.pequod.io/resourcegraph-cleanup"
 OPERATOR_NAMESPACE = "pequod-system"
 OPERATOR_SERVICE_ACCOUNT = "pequod"
 OPERATOR_USERNAME = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
+
+
+def resource_graph_name(kind: str, name: str) -> str:
+    """The ResourceGraph of an instance: derived from its kind and name."""
+    return f"{kind.lower()}-{name}"[:253]

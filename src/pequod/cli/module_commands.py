@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from pequod.api.ownership import crd_labels
 from pequod.cli.graph_format import to_dot, to_mermaid
 from pequod.cli.input_file import InputFileError, position_of, read_instance_document
 from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
@@ -199,7 +200,9 @@ def _crd(arguments: argparse.Namespace) -> int:
             kind=arguments.kind,
             short_names=tuple(arguments.short_names),
         )
-        generated = await generate_api(module, requested, _settings(arguments))
+        generated = await generate_api(
+            module, requested, _settings(arguments), labels=crd_labels(requested.name)
+        )
         for note in generated.schema.notes:
             print(f"note: {note}", file=sys.stderr)
         _dump(generated.crd, arguments.output)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,8 +12,6 @@ from pequod.schema.normalize import Schema
 DEFAULT_GROUP = "platform.pequod.io"
 DEFAULT_VERSION = "v1alpha1"
 CATEGORIES = ["pequod"]
-MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-TRANSFORM_LABEL = "platform.pequod.io/transform"
 
 
 @dataclass(frozen=True)
@@ -138,9 +137,12 @@ def _printer_columns(definition: ApiDefinition) -> list[dict[str, Any]]:
     return columns
 
 
-def build_crd(definition: ApiDefinition, spec_schema: Schema) -> dict[str, Any]:
+def build_crd(
+    definition: ApiDefinition, spec_schema: Schema, labels: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The CRD manifest: Namespaced, with status subresource, printer columns and a status
-    schema; ``spec_schema`` is the structural schema of ``#Input``."""
+    schema; ``spec_schema`` is the structural schema of ``#Input``; ``labels`` are the
+    ownership marks the caller puts on it."""
     kind = definition.resolved_kind
     spec = dict(spec_schema)
     spec["properties"] = {**spec.get("properties", {}), "platformRef": platform_ref_schema()}
@@ -159,7 +161,7 @@ def build_crd(definition: ApiDefinition, spec_schema: Schema) -> dict[str, Any]:
         "kind": "CustomResourceDefinition",
         "metadata": {
             "name": definition.crd_name,
-            "labels": {MANAGED_BY_LABEL: "pequod", TRANSFORM_LABEL: definition.name},
+            **({"labels": dict(labels)} if labels else {}),
         },
         "spec": {
             "group": definition.group,

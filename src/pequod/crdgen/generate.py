@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -29,9 +30,11 @@ async def generate_api(
     settings: CueSettings | None = None,
     *,
     cache: SchemaCache | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> GeneratedApi:
-    """The CRD of ``module`` for ``requested``. With a ``cache``, what cue says about a module
-    digest is read from it when it is there (no cue run) and written to it when it is not."""
+    """The CRD of ``module`` for ``requested``, carrying ``labels``. With a ``cache``, what cue
+    says about a module digest is read from it when it is there (no cue run) and written to it
+    when it is not."""
     if cache is None:
         schema, metadata = await _ask_cue(module, settings)
     else:
@@ -48,7 +51,9 @@ async def generate_api(
         printer_columns=requested.printer_columns or metadata.printer_columns,
         plural_name=requested.plural_name or metadata.plural,
     )
-    return GeneratedApi(definition, schema, metadata, build_crd(definition, schema.structural))
+    return GeneratedApi(
+        definition, schema, metadata, build_crd(definition, schema.structural, labels)
+    )
 
 
 async def _ask_cue(

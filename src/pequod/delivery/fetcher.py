@@ -8,13 +8,13 @@ import asyncio
 import hashlib
 import hmac
 import os
-import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
+from pequod.backoff import Backoff
 from pequod.delivery.cache import ModuleCache
 from pequod.delivery.git import GitClient, GitCredentials, GitReference
 from pequod.delivery.oci import FetchError, OciReference
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pequod.delivery.oci_client import OciClient
 
 T = TypeVar("T")
+FETCH_BACKOFF = Backoff(base=0.5, cap=30.0, jitter=0.2)
+"""Between attempts of one fetch (FetchSettings.attempts in all)."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,6 @@ class ModuleFetcher:
             return await self._with_retries(kind, attempt)
 
     async def _with_retries(self, kind: str, attempt: Callable[[], Awaitable[T]]) -> T:
-        delay = 0.5
         for number in range(1, self.settings.attempts + 1):
             try:
                 async with asyncio.timeout(self.settings.timeout * 2):
@@ -176,8 +177,7 @@ class ModuleFetcher:
                             f"no answer in {self.settings.timeout * 2:.0f} s", transient=True
                         ) from error
                     raise
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay *= 2
+                await asyncio.sleep(FETCH_BACKOFF.jittered(number - 1))
             else:
                 MODULE_FETCHES.labels(kind, "success").inc()
                 return result

@@ -9,7 +9,6 @@ nothing is stored, and each node reports what would happen."""
 from __future__ import annotations
 
 import asyncio
-import datetime
 import graphlib
 import re
 from collections.abc import Iterable
@@ -22,11 +21,13 @@ from pequod.api.names import (
     FIELD_MANAGER,
     INSTANCE_UID_LABEL,
     NODE_ID_ANNOTATION,
+    ORPHANED_ANNOTATION,
     PRUNE_ANNOTATION,
 )
-from pequod.executor.backoff import NodeBackoff
+from pequod.api.ownership import mark, owned_by, owner_description
+from pequod.backoff import Backoff, FailureCounts
+from pequod.clock import age_seconds, timestamp
 from pequod.executor.compare import changed_fields, up_to_date
-from pequod.executor.ownership import ORPHANED_ANNOTATION, mark, owned_by, owner_description
 from pequod.executor.readiness import evaluate
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
@@ -39,6 +40,10 @@ from pequod.metrics import (
 )
 
 logger = structlog.get_logger(__name__)
+
+NODE_BACKOFF = Backoff(base=1.0, cap=300.0, jitter=0.2)
+"""Between passes over a node whose apply failed transiently (throttling, server errors,
+timeouts), counted per graph and node so one flaky node does not slow the others."""
 
 PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED = (
     "Pending",
@@ -114,15 +119,6 @@ class PassResult:
         return sum(1 for n in self.nodes.values() if n.phase == READY)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _age_seconds(timestamp: str) -> float:
-    then = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
-    return (datetime.datetime.now(datetime.UTC) - then).total_seconds()
-
-
 class GraphExecutor:
     def __init__(
         self,
@@ -132,14 +128,14 @@ class GraphExecutor:
         *,
         apply_concurrency: int = 8,
         ready_timeout: float = 600.0,
-        backoff: NodeBackoff | None = None,
+        backoff: FailureCounts[tuple[str, str]] | None = None,
     ) -> None:
         self.client = client
         self.discovery = discovery
         self.live = live
         self.apply_limit = asyncio.Semaphore(apply_concurrency)
         self.ready_timeout = ready_timeout
-        self.backoff = backoff if backoff is not None else NodeBackoff()
+        self.backoff = backoff if backoff is not None else FailureCounts(NODE_BACKOFF)
         # Per graph (by uid): the inventory of this process's last pass over it. Its status
         # write may have failed, or not reached the cache yet: what it applied is still the
         # graph's, to prune or delete.
@@ -296,7 +292,7 @@ class GraphExecutor:
                 status.phase = ERROR
                 status.last_error = error.message or str(error)
                 return False
-            attempts, delay = self.backoff.failed(graph_key, node["id"])
+            attempts, delay = self.backoff.failed((graph_key, node["id"]))
             status.phase = APPLYING
             status.last_error = (
                 f"{_describe(error)} (attempt {attempts}, retrying in {delay:.1f} s)"
@@ -308,12 +304,13 @@ class GraphExecutor:
             status.phase = ERROR
             status.last_error = f"{type(error).__name__}: {error}"
             return False
-        self.backoff.succeeded(graph_key, node["id"])
+        self.backoff.forget((graph_key, node["id"]))
         return ready
 
     def forget(self, graph: dict[str, Any]) -> None:
         """Drops what the executor remembers about a graph that is gone."""
-        self.backoff.forget(_graph_key(graph))
+        key = _graph_key(graph)
+        self.backoff.forget_where(lambda failed: failed[0] == key)
         self._applied.pop(_graph_key(graph), None)
 
     async def _apply_node(
@@ -378,7 +375,7 @@ class GraphExecutor:
                     result.drift_corrections += 1
                     DRIFT_CORRECTIONS.inc()
             self.live.written(rt, live)
-            status.applied_at = _now()
+            status.applied_at = timestamp()
             status.applied_now = True
             result.applied += 1
         assert live is not None
@@ -397,7 +394,7 @@ class GraphExecutor:
             status.phase = READY
             return True
         status.phase = APPLIED
-        if status.applied_at and _age_seconds(status.applied_at) > self.ready_timeout:
+        if status.applied_at and age_seconds(status.applied_at) > self.ready_timeout:
             status.phase = ERROR
             status.last_error = (
                 f"not ready {self.ready_timeout:.0f} s after it was applied: {readiness.details}"

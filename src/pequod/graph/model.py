@@ -18,6 +18,15 @@ class Violation:
     severity: str = SEVERITY_ERROR
     source: str = ""
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Violation:
+        return cls(
+            data["path"],
+            data["message"],
+            data.get("severity", SEVERITY_ERROR),
+            data.get("source", ""),
+        )
+
     def to_dict(self) -> dict[str, str]:
         result = {"path": self.path, "message": self.message, "severity": self.severity}
         if self.source:
@@ -31,6 +40,10 @@ class Violation:
 
 @dataclass(frozen=True)
 class Node:
+    """One object of a graph and how it is applied, checked, ordered and deleted. Its shape as
+    a module writes it is :data:`pequod.graph.shape.NODE_SCHEMA`; ``to_dict`` and ``from_dict``
+    are that shape, as a ResourceGraph stores it."""
+
     id: str
     object: dict[str, Any]
     depends_on: tuple[str, ...] = ()
@@ -38,6 +51,32 @@ class Node:
     apply_mode: str = "Apply"
     conflict_policy: str = "Error"
     deletion_policy: str = "Delete"
+
+    @property
+    def create_only(self) -> bool:
+        return self.apply_mode == "CreateOnly"
+
+    @property
+    def force_conflicts(self) -> bool:
+        return self.conflict_policy == "Force"
+
+    @property
+    def orphaned_on_delete(self) -> bool:
+        return self.deletion_policy == "Orphan"
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Node:
+        """A node as a module renders it or a ResourceGraph stores it (defaults filled in)."""
+        apply_policy = raw.get("applyPolicy") or {}
+        return cls(
+            id=raw["id"],
+            object=raw["object"],
+            depends_on=tuple(raw.get("dependsOn", ())),
+            ready_when=tuple(_with_defaults(p) for p in raw.get("readyWhen", ())),
+            apply_mode=apply_policy.get("mode", "Apply"),
+            conflict_policy=apply_policy.get("conflictPolicy", "Error"),
+            deletion_policy=raw.get("deletionPolicy", "Delete"),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """The node as written in a ResourceGraph (and printed by `pequod render`)."""
@@ -67,3 +106,9 @@ class Graph:
             "nodes": [node.to_dict() for node in self.nodes],
             "violations": [v.to_dict() for v in self.violations],
         }
+
+
+def _with_defaults(predicate: dict[str, Any]) -> dict[str, Any]:
+    if predicate["type"] == "ConditionMatch":
+        return {"status": "True", **predicate}
+    return predicate

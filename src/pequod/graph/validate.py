@@ -143,23 +143,7 @@ def _node(
                 problems.append(
                     Diagnostic(f"invalid CEL: {error}", f"{where}.readyWhen[{position}].expression")
                 )
-    apply_policy = raw.get("applyPolicy", {})
-    ready_when = tuple(_with_defaults(predicate) for predicate in raw.get("readyWhen", ()))
-    return Node(
-        id=raw["id"],
-        object=obj,
-        depends_on=tuple(raw.get("dependsOn", ())),
-        ready_when=ready_when,
-        apply_mode=apply_policy.get("mode", "Apply"),
-        conflict_policy=apply_policy.get("conflictPolicy", "Error"),
-        deletion_policy=raw.get("deletionPolicy", "Delete"),
-    )
-
-
-def _with_defaults(predicate: dict[str, Any]) -> dict[str, Any]:
-    if predicate["type"] == "ConditionMatch":
-        return {"status": "True", **predicate}
-    return predicate
+    return Node.from_dict(raw)
 
 
 def object_key(obj: dict[str, Any]) -> tuple[str, str, str, str]:

@@ -11,7 +11,6 @@ telling handlers what changed.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 import aiohttp
 import structlog
 
+from pequod.backoff import Backoff, FailureCounts
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.resources import ResourceType, object_key
 
@@ -37,19 +37,10 @@ class InformerEvent:
 Handler = Callable[[InformerEvent], None]
 
 
-class Backoff:
-    def __init__(self, initial: float = 0.2, maximum: float = 30.0) -> None:
-        self.initial = initial
-        self.maximum = maximum
-        self._next = initial
-
-    def next_delay(self) -> float:
-        delay = self._next * (1 + random.random() * 0.2)
-        self._next = min(self.maximum, self._next * 2)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
+# The list-and-watch loop's retries: one sequence of failures per informer.
+RETRY_BACKOFF = Backoff(base=0.2, cap=30.0, jitter=0.2)
+Retries = FailureCounts[str]
+_LOOP = "list-and-watch"
 
 
 class Informer:
@@ -95,7 +86,7 @@ class Informer:
     async def run(self, *, resume: bool = False) -> None:
         """Runs until cancelled. With ``resume``, an informer that ran before watches on from
         where it stopped instead of listing first (a 410 Gone then makes it list again)."""
-        backoff = Backoff()
+        backoff: Retries = FailureCounts(RETRY_BACKOFF)
         resync = (
             asyncio.create_task(self._resync_loop(self.resync_period))
             if self.resync_period
@@ -108,11 +99,11 @@ class Informer:
                         resume = False
                     else:
                         await self._list()
-                    backoff.reset()
+                    backoff.forget(_LOOP)
                     await self._watch_until_expired(backoff)
                     self.relists += 1
                 except (ApiError, aiohttp.ClientError, OSError, TimeoutError) as error:
-                    delay = backoff.next_delay()
+                    _, delay = backoff.failed(_LOOP)
                     logger.warning(
                         "list failed, retrying",
                         resource=str(self.resource_type),
@@ -157,7 +148,7 @@ class Informer:
             elif _version(previous) != _version(obj):
                 self._dispatch(InformerEvent("MODIFIED", obj, previous))
 
-    async def _watch_until_expired(self, backoff: Backoff) -> None:
+    async def _watch_until_expired(self, backoff: Retries) -> None:
         """Watches from the last resourceVersion; returns on 410 Gone (time to list again)."""
         while True:
             try:
@@ -171,7 +162,7 @@ class Informer:
                     inactivity_timeout=self.inactivity_timeout,
                 ):
                     self._apply(event)
-                backoff.reset()
+                backoff.forget(_LOOP)
             except ApiError as error:
                 if error.gone:
                     logger.info(
@@ -189,8 +180,8 @@ class Informer:
             except (aiohttp.ClientError, OSError) as error:
                 await self._pause(backoff, error)
 
-    async def _pause(self, backoff: Backoff, error: Exception) -> None:
-        delay = backoff.next_delay()
+    async def _pause(self, backoff: Retries, error: Exception) -> None:
+        _, delay = backoff.failed(_LOOP)
         logger.warning(
             "watch failed, retrying",
             resource=str(self.resource_type),

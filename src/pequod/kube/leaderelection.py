@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from pequod.clock import utc_now
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.resources import ResourceType
 from pequod.metrics import LEASE_UPDATES
@@ -32,10 +33,6 @@ class LeaseSettings:
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
-
-
-def _now() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
 
 
 def _format(moment: datetime.datetime) -> str:
@@ -112,7 +109,7 @@ class LeaderElector:
                     "spec": {
                         "holderIdentity": None,
                         "leaseDurationSeconds": 1,
-                        "renewTime": _format(_now()),
+                        "renewTime": _format(utc_now()),
                     },
                 },
             )
@@ -126,7 +123,7 @@ class LeaderElector:
 
     async def _try_acquire_or_renew(self) -> bool:
         settings = self.settings
-        now = _now()
+        now = utc_now()
         spec: dict[str, Any] = {
             "holderIdentity": settings.identity,
             "leaseDurationSeconds": int(settings.lease_duration),

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
@@ -32,6 +31,7 @@ from typing import Generic, TypeVar
 
 import structlog
 
+from pequod.backoff import Backoff, FailureCounts
 from pequod.kube.client import TRANSPORT_ERRORS, ApiError
 from pequod.metrics import (
     WORK_IN_PROGRESS,
@@ -77,6 +77,8 @@ class WorkQueue(Generic[Key]):
         self.base_delay = base_delay
         self.max_delay = max_delay
         self.jitter = jitter
+        # Consecutive rate-limited adds per key, reset by forget().
+        self._failures: FailureCounts[Key] = FailureCounts(Backoff(base_delay, max_delay, jitter))
         # Keys in the order they will be handed out.
         self._queue: deque[Key] = deque()
         # Keys that need processing: those in _queue and those added again while processing.
@@ -85,8 +87,6 @@ class WorkQueue(Generic[Key]):
         self._processing: set[Key] = set()
         # Keys waiting for a delayed add: their deadline (event loop time) and timer.
         self._delayed: dict[Key, tuple[float, asyncio.TimerHandle]] = {}
-        # Consecutive rate-limited adds per key, reset by forget().
-        self._failures: dict[Key, int] = {}
         self._getters: deque[asyncio.Future[None]] = deque()
         self._idle_waiters: list[asyncio.Future[None]] = []
         self._shut_down = False
@@ -158,8 +158,7 @@ class WorkQueue(Generic[Key]):
 
     def add_rate_limited(self, key: Key) -> None:
         """Add ``key`` after its backoff (``next_backoff`` plus jitter) and count one failure."""
-        delay = self.next_backoff(key) * (1 + random.uniform(0, self.jitter))
-        self._failures[key] = self._failures.get(key, 0) + 1
+        _, delay = self._failures.failed(key)
         WORKQUEUE_RETRIES.labels(self.name).inc()
         self.add_after(key, delay)
 
@@ -168,19 +167,15 @@ class WorkQueue(Generic[Key]):
 
         It is ``min(max_delay, base_delay * 2**failures(key))``; calling it changes nothing.
         """
-        try:
-            delay = self.base_delay * 2.0 ** self.failures(key)
-        except OverflowError:
-            return self.max_delay
-        return min(self.max_delay, delay)
+        return self._failures.next_delay(key)
 
     def forget(self, key: Key) -> None:
         """Reset the failure count of ``key``, so its next backoff is ``base_delay`` again."""
-        self._failures.pop(key, None)
+        self._failures.forget(key)
 
     def failures(self, key: Key) -> int:
         """The number of rate-limited adds of ``key`` since it was last forgotten."""
-        return self._failures.get(key, 0)
+        return self._failures.failures(key)
 
     async def get(self) -> Key:
         """Wait for the next key, in FIFO order, and mark it as being processed.

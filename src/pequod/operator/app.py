@@ -12,17 +12,18 @@ from pathlib import Path
 
 import structlog
 
-from pequod.api.names import OPERATOR_NAMESPACE
+from pequod.api.names import FIELD_MANAGER, OPERATOR_NAMESPACE
 from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueSettings
 from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
 from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.kube.client import KubeClient
+from pequod.kube.events import EventRecorder
 from pequod.kube.leaderelection import LeaderElector, LeaseSettings
 from pequod.kube.manager import Manager, dump_tasks
 from pequod.kube.ratelimit import RateLimiter
+from pequod.kube.writes import ObjectWriter
 from pequod.metrics import LEADER
-from pequod.operator.events import EventRecorder
 from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.health import HealthChecks
 from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_address
@@ -99,7 +100,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         max_batch=settings.render_batch_size,
         max_graph_bytes=settings.max_graph_bytes,
     )
-    events = EventRecorder(client)
+    writer = ObjectWriter(client, EventRecorder(client, FIELD_MANAGER), FIELD_MANAGER)
     cache_root = (
         Path(settings.module_cache_dir) if settings.module_cache_dir else module_cache_root()
     )
@@ -123,7 +124,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         manager,
         registry,
         renderer,
-        events,
+        writer,
         concurrency=settings.instance_concurrency,
         fetcher=fetcher,
         source_namespaces=source_namespaces,
@@ -133,7 +134,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         manager,
         registry,
         instances.controller,
-        events,
+        writer,
         cue_settings,
         fetcher,
         SchemaCache(cache_root / "schemas"),
@@ -142,7 +143,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     graphs = GraphReconciler(
         client,
         manager,
-        events,
+        writer,
         concurrency=settings.graph_concurrency,
         apply_concurrency=settings.apply_concurrency,
         ready_timeout=settings.ready_timeout,

@@ -18,19 +18,18 @@ from pequod.api.names import (
     MANAGED_BY_VALUE,
     RESOURCE_GRAPH_FINALIZER,
 )
-from pequod.executor.ownership import graph_of
+from pequod.api.ownership import graph_of
+from pequod.api.resources import RESOURCE_GRAPHS
 from pequod.executor.run import PHASES, GraphExecutor, PassResult
 from pequod.kube.client import KubeClient
+from pequod.kube.conditions import set_condition
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.discovery import UnknownKindError
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
 from pequod.kube.resources import NAMESPACES, ResourceType
+from pequod.kube.writes import ObjectWriter
 from pequod.metrics import DAG_NODES, RESOURCES_MANAGED
-from pequod.operator.conditions import set_condition
-from pequod.operator.events import EventRecorder
-from pequod.operator.instance_controller import RESOURCE_GRAPHS
-from pequod.operator.writes import set_finalizers, write_status, write_status_or_refusal
 
 logger = structlog.get_logger(__name__)
 
@@ -95,14 +94,15 @@ class GraphReconciler:
         self,
         client: KubeClient,
         manager: Manager,
-        events: EventRecorder,
+        writer: ObjectWriter,
         *,
         concurrency: int = 4,
         apply_concurrency: int = 8,
         ready_timeout: float = 600.0,
     ) -> None:
         self.client = client
-        self.events = events
+        self.writer = writer
+        self.events = writer.events
         self.controller: Controller[GraphKey] = Controller(
             "resourcegraph",
             self.reconcile,
@@ -153,8 +153,7 @@ class GraphReconciler:
                 return DONE
             done, waiting = await self.executor.delete(graph)
             if not done:
-                await write_status(
-                    self.client,
+                await self.writer.write_status(
                     RESOURCE_GRAPHS,
                     graph,
                     {**(graph.get("status") or {}), "phase": "Deleting"},
@@ -164,8 +163,8 @@ class GraphReconciler:
             await self._release(key, graph, finalizers)
             return DONE
         if RESOURCE_GRAPH_FINALIZER not in finalizers:
-            await set_finalizers(
-                self.client, RESOURCE_GRAPHS, graph, [*finalizers, RESOURCE_GRAPH_FINALIZER]
+            await self.writer.set_finalizers(
+                RESOURCE_GRAPHS, graph, [*finalizers, RESOURCE_GRAPH_FINALIZER]
             )
         result = await self.executor.execute(graph)
         self._record(key, result)
@@ -204,8 +203,7 @@ class GraphReconciler:
 
     async def _release(self, key: GraphKey, graph: dict[str, Any], finalizers: list[str]) -> None:
         """Removes Pequod's finalizer from a graph that is going, and forgets the graph."""
-        await set_finalizers(
-            self.client,
+        await self.writer.set_finalizers(
             RESOURCE_GRAPHS,
             graph,
             [f for f in finalizers if f != RESOURCE_GRAPH_FINALIZER],
@@ -300,8 +298,8 @@ class GraphReconciler:
 
     async def _write_status(self, graph: dict[str, Any], status: dict[str, Any]) -> bool:
         # A refused status keeps the inventory: pruning and deletion work from it.
-        return await write_status_or_refusal(
-            self.client, self.events, RESOURCE_GRAPHS, graph, status, kept=("inventory",)
+        return await self.writer.write_status_or_refusal(
+            RESOURCE_GRAPHS, graph, status, kept=("inventory",)
         )
 
 

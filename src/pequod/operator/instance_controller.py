@@ -13,7 +13,6 @@ from pequod.api.names import (
     API_VERSION,
     DRY_RUN_ANNOTATION,
     FIELD_MANAGER,
-    GROUP,
     INSTANCE_FINALIZER,
     INSTANCE_KIND_LABEL,
     INSTANCE_NAME_LABEL,
@@ -21,41 +20,29 @@ from pequod.api.names import (
     MANAGED_BY_VALUE,
     RESOURCE_GRAPH_FINALIZER,
     RESOURCE_GRAPH_KIND,
-    RESOURCE_GRAPH_PLURAL,
     TRANSFORM_LABEL,
-    VERSION,
+    resource_graph_name,
 )
+from pequod.api.resources import RESOURCE_GRAPHS
+from pequod.clock import timestamp
 from pequod.cue.runner import CueError
 from pequod.delivery.fetcher import ModuleFetcher
 from pequod.graph.model import Violation
 from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.conditions import condition, is_true, set_condition
 from pequod.kube.controller import DONE, Controller, Result
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
-from pequod.kube.resources import ResourceType
+from pequod.kube.writes import ObjectWriter, refusal
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.conditions import condition, is_true, now, set_condition
-from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import ModuleReference, SourceNamespaces, resolve_module
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
-from pequod.operator.writes import (
-    refusal,
-    set_finalizers,
-    write_status_or_refusal,
-)
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance, render_hash
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
 
 logger = structlog.get_logger(__name__)
-
-RESOURCE_GRAPHS = ResourceType(GROUP, VERSION, RESOURCE_GRAPH_KIND, RESOURCE_GRAPH_PLURAL, True)
-
-
-def resource_graph_name(kind: str, name: str) -> str:
-    """The ResourceGraph of an instance: derived from its kind and name."""
-    return f"{kind.lower()}-{name}"[:253]
 
 
 class InstanceReconciler:
@@ -65,7 +52,7 @@ class InstanceReconciler:
         manager: Manager,
         registry: ApiRegistry,
         renderer: Renderer,
-        events: EventRecorder,
+        writer: ObjectWriter,
         *,
         concurrency: int = 4,
         fetcher: ModuleFetcher | None = None,
@@ -76,7 +63,8 @@ class InstanceReconciler:
         self.source_namespaces = source_namespaces or SourceNamespaces()
         self.registry = registry
         self.renderer = renderer
-        self.events = events
+        self.writer = writer
+        self.events = writer.events
         self.controller: Controller[InstanceKey] = Controller(
             "instance",
             self.reconcile,
@@ -104,8 +92,7 @@ class InstanceReconciler:
         if instance["metadata"].get("deletionTimestamp"):
             return await self._delete(served, instance, finalizers)
         if INSTANCE_FINALIZER not in finalizers:
-            await set_finalizers(
-                self.client,
+            await self.writer.set_finalizers(
                 served.resource_type,
                 instance,
                 [*finalizers, INSTANCE_FINALIZER],
@@ -233,8 +220,7 @@ class InstanceReconciler:
                     RESOURCE_GRAPHS, name, namespace, uid=graph["metadata"]["uid"]
                 )
             return Result(requeue_after=1.0)
-        await set_finalizers(
-            self.client,
+        await self.writer.set_finalizers(
             served.resource_type,
             instance,
             [f for f in finalizers if f != INSTANCE_FINALIZER],
@@ -322,7 +308,7 @@ class InstanceReconciler:
                     if pinned is None
                     else f"{pinned['type']}:{pinned['ref']}",
                     "renderHash": result.render_hash,
-                    "renderedAt": now(),
+                    "renderedAt": timestamp(),
                     "transform": served.transform,
                     "allowedNamespaces": list(served.allowed_namespaces),
                     "allowClusterScoped": served.allow_cluster_scoped,
@@ -436,9 +422,7 @@ class InstanceReconciler:
     async def _write_instance_status(
         self, served: ServedApi, instance: dict[str, Any], desired: dict[str, Any]
     ) -> bool:
-        return await write_status_or_refusal(
-            self.client, self.events, served.resource_type, instance, desired
-        )
+        return await self.writer.write_status_or_refusal(served.resource_type, instance, desired)
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,16 @@ import structlog
 
 from pequod.api.names import (
     ALLOW_BREAKING_CHANGES_ANNOTATION,
+    CRD_HASH_ANNOTATION,
     FIELD_MANAGER,
-    GROUP,
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     TRANSFORM_FINALIZER,
     TRANSFORM_LABEL,
-    TRANSFORM_PLURAL,
-    VERSION,
 )
+from pequod.api.ownership import crd_labels
+from pequod.api.resources import TRANSFORMS
+from pequod.clock import timestamp
 from pequod.crdgen.compatibility import breaking_changes
 from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition, build_crd
 from pequod.crdgen.generate import GeneratedApi, generate_api
@@ -35,13 +36,13 @@ from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueError, CueSettings
 from pequod.delivery.fetcher import ModuleFetcher
 from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.conditions import condition, is_true, set_condition
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
 from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
+from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.conditions import condition, is_true, now, set_condition
-from pequod.operator.events import EventRecorder
 from pequod.operator.module_sources import (
     ModuleReference,
     ModuleSourceNotAllowed,
@@ -49,14 +50,11 @@ from pequod.operator.module_sources import (
     resolve_module,
 )
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
-from pequod.operator.writes import set_finalizers, write_status
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
 
 logger = structlog.get_logger(__name__)
 
-TRANSFORMS = ResourceType(GROUP, VERSION, "Transform", TRANSFORM_PLURAL, False)
-CRD_HASH_ANNOTATION = "platform.pequod.io/crd-hash"
 ESTABLISH_POLL_SECONDS = 0.5
 DELETION_POLL_SECONDS = 3.0
 NAMES_RETRY_SECONDS = 15.0
@@ -81,7 +79,7 @@ class TransformReconciler:
         manager: Manager,
         registry: ApiRegistry,
         instances: Controller[InstanceKey],
-        events: EventRecorder,
+        writer: ObjectWriter,
         cue_settings: CueSettings | None = None,
         fetcher: ModuleFetcher | None = None,
         schema_cache: SchemaCache | None = None,
@@ -94,7 +92,8 @@ class TransformReconciler:
         self.manager = manager
         self.registry = registry
         self.instances = instances
-        self.events = events
+        self.writer = writer
+        self.events = writer.events
         self.cue_settings = cue_settings
         self.controller: Controller[str] = Controller(
             "transform",
@@ -118,8 +117,7 @@ class TransformReconciler:
         if transform["metadata"].get("deletionTimestamp"):
             return await self._delete(transform)
         if TRANSFORM_FINALIZER not in transform["metadata"].get("finalizers", []):
-            await set_finalizers(
-                self.client,
+            await self.writer.set_finalizers(
                 TRANSFORMS,
                 transform,
                 [*transform["metadata"].get("finalizers", []), TRANSFORM_FINALIZER],
@@ -221,7 +219,7 @@ class TransformReconciler:
             status = _with_conditions(
                 status, "Ready", False, "Establishing", f"waiting for {crd_name}", generation
             )
-            await write_status(self.client, TRANSFORMS, transform, status)
+            await self.writer.write_status(TRANSFORMS, transform, status)
             return Result(requeue_after=ESTABLISH_POLL_SECONDS)
         definition = generated.definition
         resource_type = ResourceType(
@@ -249,7 +247,7 @@ class TransformReconciler:
                 "digest": module.digest,
                 "fetchedAt": (status.get("resolvedCueRef") or {}).get("fetchedAt")
                 if previous_digest == module.digest
-                else now(),
+                else timestamp(),
                 **({"version": module.version} if module.version else {}),
             },
             # Until the new kind's informer has listed, the stored count is the best known.
@@ -285,7 +283,7 @@ class TransformReconciler:
             generation,
         )
         status["conditions"] = conditions
-        changed = await write_status(self.client, TRANSFORMS, transform, status)
+        changed = await self.writer.write_status(TRANSFORMS, transform, status)
         if changed and previous_digest != module.digest:
             await self.events.record(
                 transform,
@@ -305,7 +303,11 @@ class TransformReconciler:
         cached = self._generated.get(key)
         if cached is None:
             cached = await generate_api(
-                module, requested, self.cue_settings, cache=self.schema_cache
+                module,
+                requested,
+                self.cue_settings,
+                cache=self.schema_cache,
+                labels=crd_labels(requested.name),
             )
             self._generated[key] = cached
         return copy.deepcopy(cached)
@@ -341,7 +343,9 @@ class TransformReconciler:
             kept = dataclasses.replace(definition, plural_name=served_names["plural"])
             return (
                 dataclasses.replace(
-                    generated, definition=kept, crd=build_crd(kept, generated.schema.structural)
+                    generated,
+                    definition=kept,
+                    crd=build_crd(kept, generated.schema.structural, crd_labels(name)),
                 ),
                 served,
                 definition.plural,
@@ -528,7 +532,7 @@ class TransformReconciler:
                 f"deletion waits for {remaining} instance(s) to be deleted",
                 transform["metadata"].get("generation"),
             )
-            await write_status(self.client, TRANSFORMS, transform, status)
+            await self.writer.write_status(TRANSFORMS, transform, status)
             return Result(requeue_after=DELETION_POLL_SECONDS)
         await self._stop_serving(name)
         crd_name = (transform.get("status") or {}).get("generatedCRD", {}).get("name")
@@ -539,8 +543,8 @@ class TransformReconciler:
                 and (existing["metadata"].get("labels") or {}).get(TRANSFORM_LABEL) == name
             ):
                 await self.client.delete(CRDS, crd_name, uid=existing["metadata"]["uid"])
-        await set_finalizers(
-            self.client, TRANSFORMS, transform, [f for f in finalizers if f != TRANSFORM_FINALIZER]
+        await self.writer.set_finalizers(
+            TRANSFORMS, transform, [f for f in finalizers if f != TRANSFORM_FINALIZER]
         )
         logger.info("transform deleted", transform=name)
         return DONE
@@ -595,7 +599,7 @@ class TransformReconciler:
             conditions, "Ready", False, failure.reason, ready_message, generation
         )
         status["conditions"] = conditions
-        if await write_status(self.client, TRANSFORMS, transform, status):
+        if await self.writer.write_status(TRANSFORMS, transform, status):
             await self.events.record(transform, "Warning", failure.reason, failure.message)
         logger.warning(
             "transform failed",

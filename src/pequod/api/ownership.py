@@ -1,4 +1,5 @@
-"""How applied objects are marked as Pequod's, and whose they are."""
+"""Ownership marks: the labels and annotations that say an object (a rendered object, a
+ResourceGraph, a generated CRD) is Pequod's and whose it is, and how to read them back."""
 
 from __future__ import annotations
 
@@ -12,12 +13,36 @@ from pequod.api.names import (
     MANAGED_BY_LABEL,
     MANAGED_BY_VALUE,
     NODE_ID_ANNOTATION,
+    RESOURCE_GRAPH_ANNOTATION,
     TRANSFORM_LABEL,
 )
 
-RESOURCE_GRAPH_ANNOTATION = "platform.pequod.io/resource-graph"
-ORPHANED_ANNOTATION = "platform.pequod.io/orphaned"
-"""On an object its node's ``deletionPolicy: Orphan`` let go when the node left the graph."""
+MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
+"""The label selector of everything Pequod manages (its informers watch only these)."""
+
+
+def instance_labels(transform: str, kind: str, name: str, uid: str | None = None) -> dict[str, str]:
+    """The labels naming an instance, on its ResourceGraph (without ``uid``) and on every object
+    applied for it (with ``uid``, which decides ownership)."""
+    labels = {
+        MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+        TRANSFORM_LABEL: transform,
+        INSTANCE_KIND_LABEL: kind,
+        INSTANCE_NAME_LABEL: name,
+    }
+    if uid is not None:
+        labels[INSTANCE_UID_LABEL] = uid
+    return labels
+
+
+def crd_labels(transform: str) -> dict[str, str]:
+    """The labels of the CRD a Transform serves."""
+    return {MANAGED_BY_LABEL: MANAGED_BY_VALUE, TRANSFORM_LABEL: transform}
+
+
+def served_by(crd: dict[str, Any], transform: str) -> bool:
+    """Whether ``crd`` is the one ``transform`` generated."""
+    return (crd["metadata"].get("labels") or {}).get(TRANSFORM_LABEL) == transform
 
 
 def mark(obj: dict[str, Any], graph: dict[str, Any], node_id: str) -> dict[str, Any]:
@@ -28,13 +53,12 @@ def mark(obj: dict[str, Any], graph: dict[str, Any], node_id: str) -> dict[str, 
     graph_metadata = graph["metadata"]
     labels = metadata.setdefault("labels", {})
     labels.update(
-        {
-            MANAGED_BY_LABEL: MANAGED_BY_VALUE,
-            TRANSFORM_LABEL: graph["spec"].get("metadata", {}).get("transform", ""),
-            INSTANCE_KIND_LABEL: source["kind"],
-            INSTANCE_NAME_LABEL: source["name"],
-            INSTANCE_UID_LABEL: source.get("uid", ""),
-        }
+        instance_labels(
+            graph["spec"].get("metadata", {}).get("transform", ""),
+            source["kind"],
+            source["name"],
+            source.get("uid", ""),
+        )
     )
     annotations = metadata.setdefault("annotations", {})
     annotations[NODE_ID_ANNOTATION] = node_id

@@ -1,4 +1,4 @@
-"""Records Kubernetes Events (core/v1) about the objects Pequod reconciles."""
+"""Records Kubernetes Events (core/v1) about the objects a controller reconciles."""
 
 from __future__ import annotations
 
@@ -7,17 +7,19 @@ from typing import Any
 
 import structlog
 
+from pequod.clock import timestamp as now
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.resources import EVENTS
-from pequod.operator.conditions import now
 
 logger = structlog.get_logger(__name__)
-COMPONENT = "pequod"
 
 
 class EventRecorder:
-    def __init__(self, client: KubeClient) -> None:
+    """Writes Events as ``component`` (their source and reporting component)."""
+
+    def __init__(self, client: KubeClient, component: str) -> None:
         self._client = client
+        self.component = component
 
     async def record(self, obj: dict[str, Any], event_type: str, reason: str, message: str) -> None:
         """Writes an Event; failures are logged, never raised (events are best effort)."""
@@ -42,9 +44,9 @@ class EventRecorder:
             "type": event_type,
             "reason": reason,
             "message": message[:1024],
-            "source": {"component": COMPONENT},
-            "reportingComponent": COMPONENT,
-            "reportingInstance": COMPONENT,
+            "source": {"component": self.component},
+            "reportingComponent": self.component,
+            "reportingInstance": self.component,
             "firstTimestamp": timestamp,
             "lastTimestamp": timestamp,
             "count": 1,

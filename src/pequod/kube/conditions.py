@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
-
-def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+from pequod.clock import timestamp
 
 
 def set_condition(
@@ -28,7 +25,7 @@ def set_condition(
         "message": message[:32000],
         "lastTransitionTime": previous["lastTransitionTime"]
         if previous and previous.get("status") == value and "lastTransitionTime" in previous
-        else now(),
+        else timestamp(),
     }
     if observed_generation is not None:
         condition["observedGeneration"] = observed_generation

@@ -1,19 +1,19 @@
 """The two writes every controller makes to the objects it reconciles: finalizers and status.
-Both name the operator as field manager; a status is written only when it changed. Also how a
-refusal for good (not ``ApiError.transient``) is reported."""
+Both name the controller's field manager; a status is written only when it changed. Also how
+a refusal for good (not ``ApiError.transient``) is reported."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
-from pequod.api.names import FIELD_MANAGER
 from pequod.kube.client import ApiError, KubeClient
+from pequod.kube.conditions import set_condition
+from pequod.kube.events import EventRecorder
 from pequod.kube.resources import ResourceType
-from pequod.operator.conditions import set_condition
-from pequod.operator.events import EventRecorder
 
 logger = structlog.get_logger(__name__)
 
@@ -21,8 +21,44 @@ logger = structlog.get_logger(__name__)
 FINALIZER_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class ObjectWriter:
+    """Finalizer and status writes, as ``field_manager``; refusals are reported to ``events``."""
+
+    client: KubeClient
+    events: EventRecorder
+    field_manager: str
+
+    async def set_finalizers(
+        self, rt: ResourceType, obj: dict[str, Any], finalizers: list[str]
+    ) -> None:
+        await set_finalizers(self.client, rt, obj, finalizers, field_manager=self.field_manager)
+
+    async def write_status(
+        self, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any]
+    ) -> bool:
+        return await write_status(self.client, rt, obj, status, field_manager=self.field_manager)
+
+    async def write_status_or_refusal(
+        self,
+        rt: ResourceType,
+        obj: dict[str, Any],
+        status: dict[str, Any],
+        *,
+        kept: tuple[str, ...] = (),
+    ) -> bool:
+        return await write_status_or_refusal(
+            self.client, self.events, rt, obj, status, kept=kept, field_manager=self.field_manager
+        )
+
+
 async def set_finalizers(
-    client: KubeClient, rt: ResourceType, obj: dict[str, Any], finalizers: list[str]
+    client: KubeClient,
+    rt: ResourceType,
+    obj: dict[str, Any],
+    finalizers: list[str],
+    *,
+    field_manager: str,
 ) -> None:
     """Replaces the finalizers, guarded by resourceVersion; an object already gone is fine.
 
@@ -42,7 +78,7 @@ async def set_finalizers(
                 metadata["name"],
                 metadata.get("namespace"),
                 {"metadata": {"finalizers": wanted, "resourceVersion": resource_version}},
-                field_manager=FIELD_MANAGER,
+                field_manager=field_manager,
             )
             return
         except ApiError as error:
@@ -61,7 +97,12 @@ async def set_finalizers(
 
 
 async def write_status(
-    client: KubeClient, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any]
+    client: KubeClient,
+    rt: ResourceType,
+    obj: dict[str, Any],
+    status: dict[str, Any],
+    *,
+    field_manager: str,
 ) -> bool:
     """Writes ``status`` unless it equals the stored one. Returns whether it wrote."""
     stored = obj.get("status") or {}
@@ -82,7 +123,7 @@ async def write_status(
             metadata.get("namespace"),
             {"status": status},
             subresource="status",
-            field_manager=FIELD_MANAGER,
+            field_manager=field_manager,
         )
     except ApiError as error:
         if error.not_found:
@@ -104,6 +145,7 @@ async def write_status_or_refusal(
     status: dict[str, Any],
     *,
     kept: tuple[str, ...] = (),
+    field_manager: str,
 ) -> bool:
     """Writes ``status`` (see :func:`write_status`); returns whether it wrote. A status the API
     server refuses for good (an admission policy, a schema, a size) is replaced by one holding
@@ -111,7 +153,7 @@ async def write_status_or_refusal(
     ``kept`` fields, so ``kubectl get`` still says why; a Warning Event says it too. Transient
     errors are raised, for the work queue to retry."""
     try:
-        return await write_status(client, rt, obj, status)
+        return await write_status(client, rt, obj, status, field_manager=field_manager)
     except ApiError as error:
         if error.transient:
             raise
@@ -127,7 +169,7 @@ async def write_status_or_refusal(
         **{field: status[field] for field in kept if field in status},
     }
     try:
-        written = await write_status(client, rt, obj, minimal)
+        written = await write_status(client, rt, obj, minimal, field_manager=field_manager)
     except ApiError as error:
         if error.transient:
             raise
