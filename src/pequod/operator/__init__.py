@@ -1,1 +1,2 @@
-"""The operator: the Transform controller, the instance controller and how they are wired."""
+"""The operator: the Transform, instance and ResourceGraph controllers, the serving of the
+kinds Transforms generate, the operator's settings and its wiring (``pequod run``)."""
