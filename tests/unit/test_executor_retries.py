@@ -7,8 +7,9 @@ from typing import Any, cast
 
 import pytest
 
+from pequod.api.resource_graph import ResourceGraph
 from pequod.backoff import Backoff, FailureCounts
-from pequod.executor.run import GraphExecutor
+from pequod.executor.apply import GraphExecutor
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.discovery import Discovery
 from pequod.kube.resources import ResourceType
@@ -82,13 +83,13 @@ async def test_transient_errors_back_off_exponentially_per_node() -> None:
     run = executor(api, backoff)
     waits = []
     for _ in range(3):
-        result = await run.execute(graph("flaky", "steady"))
+        result = await run.execute(ResourceGraph.parse(graph("flaky", "steady")))
         assert result.nodes["flaky"].phase == "Applying"
         assert result.nodes["steady"].phase == "Ready"
         waits.append(result.retry_after)
     assert waits == [1.0, 2.0, 4.0]
     assert "attempt 3, retrying in 4.0 s" in result.nodes["flaky"].last_error
-    result = await run.execute(graph("flaky", "steady"))
+    result = await run.execute(ResourceGraph.parse(graph("flaky", "steady")))
     assert result.phase == "Ready"
     assert result.retry_after is None
     assert len(backoff) == 0  # success resets the count
@@ -102,7 +103,9 @@ async def test_connection_errors_and_throttling_are_transient() -> None:
             "c": [TimeoutError()],
         }
     )
-    result = await executor(api, FailureCounts(Backoff(jitter=0.0))).execute(graph("a", "b", "c"))
+    result = await executor(api, FailureCounts(Backoff(jitter=0.0))).execute(
+        ResourceGraph.parse(graph("a", "b", "c"))
+    )
     assert {n.phase for n in result.nodes.values()} == {"Applying"}
     assert "ConnectionResetError" in result.nodes["a"].last_error
     assert "TooManyRequests" in result.nodes["b"].last_error
@@ -112,7 +115,7 @@ async def test_connection_errors_and_throttling_are_transient() -> None:
 async def test_permanent_errors_fail_the_node_and_block_its_dependents() -> None:
     api = ScriptedApi({"bad": [ApiError(422, "Invalid", "data.key: Invalid value")]})
     result = await executor(api, FailureCounts(Backoff())).execute(
-        graph("bad", "child", "other", depends={"child": "bad"})
+        ResourceGraph.parse(graph("bad", "child", "other", depends={"child": "bad"}))
     )
     assert result.nodes["bad"].phase == "Error"
     assert result.nodes["bad"].last_error == "data.key: Invalid value"
@@ -135,5 +138,5 @@ def test_backoff_is_capped_and_jittered() -> None:
 @pytest.mark.parametrize("status", [400, 403, 404, 422])
 async def test_client_errors_are_not_retried(status: int) -> None:
     api = ScriptedApi({"x": [ApiError(status, "Nope", "refused")]})
-    result = await executor(api, FailureCounts(Backoff())).execute(graph("x"))
+    result = await executor(api, FailureCounts(Backoff())).execute(ResourceGraph.parse(graph("x")))
     assert result.nodes["x"].phase == "Error"

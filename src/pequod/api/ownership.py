@@ -16,6 +16,7 @@ from pequod.api.names import (
     RESOURCE_GRAPH_ANNOTATION,
     TRANSFORM_LABEL,
 )
+from pequod.api.resource_graph import ResourceGraph, SourceRef
 
 MANAGED_SELECTOR = f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
 """The label selector of everything Pequod manages (its informers watch only these)."""
@@ -45,26 +46,18 @@ def served_by(crd: dict[str, Any], transform: str) -> bool:
     return (crd["metadata"].get("labels") or {}).get(TRANSFORM_LABEL) == transform
 
 
-def mark(obj: dict[str, Any], graph: dict[str, Any], node_id: str) -> dict[str, Any]:
+def mark(obj: dict[str, Any], graph: ResourceGraph, node_id: str) -> dict[str, Any]:
     """A copy of ``obj`` carrying labels naming its instance and an annotation naming its node."""
     marked = copy.deepcopy(obj)
     metadata = marked.setdefault("metadata", {})
-    source = graph["spec"]["sourceRef"]
-    graph_metadata = graph["metadata"]
+    source = graph.spec.source
     labels = metadata.setdefault("labels", {})
     labels.update(
-        instance_labels(
-            graph["spec"].get("metadata", {}).get("transform", ""),
-            source["kind"],
-            source["name"],
-            source.get("uid", ""),
-        )
+        instance_labels(graph.spec.metadata.transform, source.kind, source.name, source.uid)
     )
     annotations = metadata.setdefault("annotations", {})
     annotations[NODE_ID_ANNOTATION] = node_id
-    annotations[RESOURCE_GRAPH_ANNOTATION] = (
-        f"{graph_metadata['namespace']}/{graph_metadata['name']}"
-    )
+    annotations[RESOURCE_GRAPH_ANNOTATION] = f"{graph.namespace}/{graph.name}"
     return marked
 
 
@@ -78,12 +71,11 @@ def owner_description(live: dict[str, Any]) -> str:
     )
 
 
-def owned_by(live: dict[str, Any], graph: dict[str, Any]) -> bool:
-    """Whether ``live`` belongs to the graph's instance: its instance-uid label says so (the
-    other labels may have drifted, and are put back by the next apply)."""
+def owned_by(live: dict[str, Any], source: SourceRef) -> bool:
+    """Whether ``live`` belongs to the instance ``source`` names: its instance-uid label says so
+    (the other labels may have drifted, and are put back by the next apply)."""
     labels = live.get("metadata", {}).get("labels") or {}
-    uid = graph["spec"]["sourceRef"].get("uid", "")
-    return bool(uid) and labels.get(INSTANCE_UID_LABEL) == uid
+    return bool(source.uid) and labels.get(INSTANCE_UID_LABEL) == source.uid
 
 
 def graph_of(obj: dict[str, Any]) -> tuple[str, str] | None:

@@ -1,0 +1,316 @@
+"""One pass of a ResourceGraph against the cluster: every node whose dependencies are Ready is
+applied (concurrently, up to a limit) and checked for readiness; the rest wait. A pass starts
+from the live state, so a pass after a restart converges without duplicates. After a pass that
+leaves every node Ready, the objects that left the graph are pruned.
+
+A graph with ``spec.dryRun`` goes through the same checks (ownership, confinement, conflicts)
+but every node is planned (:mod:`pequod.executor.plan`) instead of applied."""
+
+from __future__ import annotations
+
+import asyncio
+import graphlib
+from typing import Any
+
+import structlog
+
+from pequod.api.ownership import mark, owned_by, owner_description
+from pequod.api.resource_graph import InventoryEntry, ResourceGraph, merged
+from pequod.backoff import Backoff, FailureCounts
+from pequod.clock import age_seconds, timestamp
+from pequod.executor.compare import up_to_date
+from pequod.executor.confine import confine
+from pequod.executor.live import LiveObjects
+from pequod.executor.plan import plan_node
+from pequod.executor.prune import Pruner
+from pequod.executor.readiness import evaluate
+from pequod.executor.result import (
+    APPLIED,
+    APPLYING,
+    BLOCKED,
+    ERROR,
+    PENDING,
+    READY,
+    ChangeSet,
+    NodeStatus,
+    PassResult,
+)
+from pequod.executor.ssa import ServerSideApply
+from pequod.graph.model import Node
+from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
+from pequod.kube.discovery import Discovery, UnknownKindError
+from pequod.kube.resources import ResourceType
+from pequod.metrics import DAG_EXECUTION_DURATION, DRIFT_CORRECTIONS
+
+logger = structlog.get_logger(__name__)
+
+NODE_BACKOFF = Backoff(base=1.0, cap=300.0, jitter=0.2)
+"""Between passes over a node whose apply failed transiently (throttling, server errors,
+timeouts), counted per graph and node so one flaky node does not slow the others."""
+
+UNKNOWN_KIND_RECHECK_SECONDS = 10.0
+"""A kind the API server does not serve yet (a CRD another node or another tool installs)."""
+
+
+class GraphExecutor:
+    def __init__(
+        self,
+        client: KubeClient,
+        discovery: Discovery,
+        live: LiveObjects,
+        *,
+        apply_concurrency: int = 8,
+        ready_timeout: float = 600.0,
+        backoff: FailureCounts[tuple[str, str]] | None = None,
+    ) -> None:
+        self.client = client
+        self.discovery = discovery
+        self.live = live
+        self.ssa = ServerSideApply(client, concurrency=apply_concurrency)
+        self.pruner = Pruner(client, discovery, live)
+        self.ready_timeout = ready_timeout
+        self.backoff = backoff if backoff is not None else FailureCounts(NODE_BACKOFF)
+        # Per graph (by key): the inventory of this process's last pass over it. Its status
+        # write may have failed, or not reached the cache yet: what it applied is still the
+        # graph's, to prune or delete.
+        self._applied: dict[str, list[InventoryEntry]] = {}
+
+    async def execute(self, graph: ResourceGraph) -> PassResult:
+        with DAG_EXECUTION_DURATION.time():
+            return await self._execute(graph)
+
+    async def delete(self, graph: ResourceGraph) -> tuple[bool, str]:
+        """Deletes the graph's objects in reverse dependency order (:meth:`Pruner.delete`)."""
+        return await self.pruner.delete(graph, self._applied.get(graph.key, []))
+
+    def forget(self, graph: ResourceGraph) -> None:
+        """Drops what the executor remembers about a graph that is gone."""
+        key = graph.key
+        self.backoff.forget_where(lambda failed: failed[0] == key)
+        self._applied.pop(key, None)
+
+    async def _execute(self, graph: ResourceGraph) -> PassResult:
+        nodes = graph.spec.nodes
+        by_id = {n.id: n for n in nodes}
+        statuses = {
+            n.id: NodeStatus(n.id, applied_at=graph.status.applied_at.get(n.id, "")) for n in nodes
+        }
+        inventory: dict[str, InventoryEntry] = {}
+        sorter: graphlib.TopologicalSorter[str] = graphlib.TopologicalSorter()
+        for node in nodes:
+            sorter.add(node.id, *node.depends_on)
+        sorter.prepare()
+        result = PassResult(statuses, [], dry_run=graph.spec.dry_run)
+        drift_corrected: set[str] = set()
+        recorded = [] if result.dry_run else await self._recorded(graph)
+        while sorter.is_active():
+            ready_ids = sorter.get_ready()
+            if not ready_ids:
+                break
+            outcomes = await asyncio.gather(
+                *(
+                    self._node(graph, by_id[i], statuses[i], inventory, result, drift_corrected)
+                    for i in ready_ids
+                )
+            )
+            progressed = False
+            for node_id, is_ready in zip(ready_ids, outcomes, strict=True):
+                if is_ready:
+                    sorter.done(node_id)
+                    progressed = True
+            if not progressed:
+                break
+        _mark_blocked(nodes, statuses)
+        result.changes = ChangeSet.of_nodes(statuses)
+        result.changes.drift_corrected = [n.id for n in nodes if n.id in drift_corrected]
+        result.inventory = [inventory[n.id] for n in nodes if n.id in inventory]
+        if result.dry_run:
+            result.changes.pruned = self.pruner.prunable(graph, result.inventory)
+            result.inventory = list(graph.status.inventory)
+        elif result.phase == "Ready":
+            pruned, skipped = await self.pruner.prune(graph, recorded, result.inventory)
+            result.changes.pruned, result.changes.skipped = pruned, skipped
+        else:
+            # Keep what the previous inventory knew until the new graph is applied in full.
+            result.inventory = merged(result.inventory, recorded)
+        if not result.dry_run:
+            self._applied[graph.key] = list(result.inventory)
+        return result
+
+    async def _recorded(self, graph: ResourceGraph) -> list[InventoryEntry]:
+        """Every object a pass over this graph may have applied: the status inventory, what
+        this process's last pass applied, and, when no pass of this process has run on the
+        graph and its spec changed since the status was written, the objects labelled with its
+        instance that no inventory lists (a pass killed between an apply and the status write
+        that records it leaves those, and a spec that no longer renders them)."""
+        entries = list(graph.status.inventory)
+        remembered = self._applied.get(graph.key)
+        if remembered is not None:
+            return merged(entries, remembered)
+        if not graph.status_is_current:
+            return merged(entries, await self.pruner.labelled(graph, entries))
+        return entries
+
+    async def _node(
+        self,
+        graph: ResourceGraph,
+        node: Node,
+        status: NodeStatus,
+        inventory: dict[str, InventoryEntry],
+        result: PassResult,
+        drift_corrected: set[str],
+    ) -> bool:
+        """Applies one node if needed and reports whether it is Ready. Never raises.
+
+        Transient failures keep the node Applying and ask for another pass after an
+        exponential backoff with jitter; permanent ones make it Error with the API's message."""
+        try:
+            ready = await self._apply_node(graph, node, status, inventory, result, drift_corrected)
+        except API_OR_TRANSPORT_ERRORS as error:
+            if isinstance(error, ApiError) and not error.transient:
+                status.phase = ERROR
+                status.last_error = error.message or str(error)
+                return False
+            attempts, delay = self.backoff.failed((graph.key, node.id))
+            status.phase = APPLYING
+            status.last_error = (
+                f"{_describe(error)} (attempt {attempts}, retrying in {delay:.1f} s)"
+            )
+            result.wait(delay)
+            return False
+        except Exception as error:  # one node's surprise never stops the others
+            logger.exception("node failed", node=node.id)
+            status.phase = ERROR
+            status.last_error = f"{type(error).__name__}: {error}"
+            return False
+        self.backoff.forget((graph.key, node.id))
+        return ready
+
+    async def _apply_node(
+        self,
+        graph: ResourceGraph,
+        node: Node,
+        status: NodeStatus,
+        inventory: dict[str, InventoryEntry],
+        result: PassResult,
+        drift_corrected: set[str],
+    ) -> bool:
+        obj = node.object
+        try:
+            rt = await self.discovery.resource_type(obj["apiVersion"], obj["kind"])
+        except UnknownKindError as error:
+            if result.dry_run:
+                status.phase = ERROR
+                status.last_error = str(error)
+                return False
+            status.phase = APPLYING
+            status.last_error = str(error)
+            result.wait(UNKNOWN_KIND_RECHECK_SECONDS)
+            return False
+        self.live.watch(rt)
+        desired = mark(obj, graph, node.id)
+        namespace = confine(graph, rt, desired)
+        name = desired["metadata"]["name"]
+        # An object Pequod manages is in the cache; one that is not may exist without Pequod's
+        # labels, and must not be taken over: the API server's watch cache answers that.
+        live = await self.live.get(rt, namespace, name, cached_read=True)
+        if live is not None and not owned_by(live, graph.spec.source):
+            status.phase = ERROR
+            where = f"{namespace}/{name}" if namespace else name
+            status.last_error = (
+                f"{obj['kind']} {where}: {owner_description(live)}; "
+                "Pequod never takes over an object it does not own"
+            )
+            return False
+        if result.dry_run:
+            return await plan_node(self.ssa, rt, node, desired, live, status)
+        if live is not None and (node.create_only or up_to_date(live, desired)):
+            status.change = "unchanged"
+        else:
+            applied = await self._apply(rt, node, desired, live, status, drift_corrected)
+            if applied is None:
+                return False
+            self.live.written(rt, applied)
+            status.applied_at = timestamp()
+            status.change = "created" if live is None else "configured"
+            live = applied
+        inventory[node.id] = InventoryEntry(
+            api_version=obj["apiVersion"],
+            kind=obj["kind"],
+            namespace=namespace,
+            name=name,
+            uid=live["metadata"].get("uid", ""),
+            node_id=node.id,
+            deletion_policy=node.deletion_policy,
+        )
+        return self._readiness(node, live, status)
+
+    async def _apply(
+        self,
+        rt: ResourceType,
+        node: Node,
+        desired: dict[str, Any],
+        live: dict[str, Any] | None,
+        status: NodeStatus,
+        drift_corrected: set[str],
+    ) -> dict[str, Any] | None:
+        """Applies ``desired``: the object as the API server returns it, or None (and the node
+        in Error) when other appliers own fields it sets."""
+        async with self.ssa.limit:
+            try:
+                return await self.ssa.apply(rt, desired, force=node.force_conflicts)
+            except ApiError as error:
+                if not error.conflict or live is None:
+                    raise
+                co_owned = await self.ssa.co_owner_conflict(rt, live, error)
+                if co_owned:
+                    status.phase = ERROR
+                    status.last_error = (
+                        f"{co_owned} "
+                        "(set applyPolicy.conflictPolicy: Force to take the fields over)"
+                    )
+                    return None
+                # Only ad-hoc updates (kubectl edit, scale...) changed fields Pequod manages:
+                # that is drift, and the desired state wins.
+                applied = await self.ssa.apply(rt, desired, force=True)
+                drift_corrected.add(node.id)
+                DRIFT_CORRECTIONS.inc()
+                return applied
+
+    def _readiness(self, node: Node, live: dict[str, Any], status: NodeStatus) -> bool:
+        """Checks the node's readiness into ``status``; True when it is Ready. A node applied
+        longer than the ready timeout ago and still not ready is an Error."""
+        readiness = evaluate(live, list(node.ready_when))
+        status.ready_details = readiness.details
+        if readiness.ready:
+            status.phase = READY
+            return True
+        status.phase = APPLIED
+        if status.applied_at and age_seconds(status.applied_at) > self.ready_timeout:
+            status.phase = ERROR
+            status.last_error = (
+                f"not ready {self.ready_timeout:.0f} s after it was applied: {readiness.details}"
+            )
+        return False
+
+
+def _mark_blocked(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> None:
+    """Marks Blocked each Pending node that depends, directly or not, on one that failed."""
+    failed = {i for i, s in statuses.items() if s.phase == ERROR}
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            status = statuses[node.id]
+            blockers = failed & set(node.depends_on)
+            if status.phase == PENDING and blockers:
+                status.phase = BLOCKED
+                status.last_error = f"blocked by {', '.join(sorted(blockers))}"
+                failed.add(node.id)
+                changed = True
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, ApiError):
+        return str(error)
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__

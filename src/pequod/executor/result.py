@@ -1,0 +1,126 @@
+"""What a pass over a ResourceGraph found and did: each node's status, the graph's inventory,
+and the change set (which objects were created, configured, left unchanged, pruned or left
+behind), from which the controller writes the graph's status and its Events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from pequod.api.resource_graph import InventoryEntry
+
+NodePhase = Literal["Pending", "Applying", "Applied", "Ready", "Error", "Blocked", "Planned"]
+PENDING: Final = "Pending"
+APPLYING: Final = "Applying"
+APPLIED: Final = "Applied"
+READY: Final = "Ready"
+ERROR: Final = "Error"
+BLOCKED: Final = "Blocked"
+PLANNED: Final = "Planned"
+PHASES: tuple[NodePhase, ...] = (PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED)
+
+GraphPhase = Literal["Ready", "Executing", "Failed", "DryRun"]
+
+Change = Literal["created", "configured", "unchanged"]
+"""What a pass did to a node's object: created it, changed it, or found it as it should be."""
+
+
+@dataclass
+class NodeStatus:
+    id: str
+    phase: NodePhase = PENDING
+    last_error: str = ""
+    ready_details: str = ""
+    applied_at: str = ""
+    change: Change | None = None
+    """What this pass did to the node's object (not part of the status); None when the pass
+    did not get as far as the object (an error, a dependency not ready, a dry run)."""
+
+    @property
+    def applied_now(self) -> bool:
+        """Applied during this pass."""
+        return self.change in ("created", "configured")
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {"id": self.id, "phase": self.phase}
+        if self.last_error:
+            result["lastError"] = self.last_error
+        if self.ready_details:
+            result["readyDetails"] = self.ready_details
+        if self.applied_at:
+            result["appliedAt"] = self.applied_at
+        return result
+
+
+@dataclass
+class ChangeSet:
+    """The objects a pass changed, or left alone: the nodes' in the graph's node order, the
+    pruned ones in the inventory's."""
+
+    nodes: list[tuple[str, Change]] = field(default_factory=list)
+    """Per node whose object the pass reached: its id and what the pass did to the object."""
+    drift_corrected: list[str] = field(default_factory=list)
+    """Node ids whose object had fields changed by ad-hoc updates, taken back."""
+    pruned: list[InventoryEntry] = field(default_factory=list)
+    """Objects deleted because they left the graph (in a dry run: that would be deleted)."""
+    skipped: list[InventoryEntry] = field(default_factory=list)
+    """Objects that left the graph and stay: orphaned, pruning disabled, or no longer the
+    instance's."""
+
+    def _with(self, change: Change) -> list[str]:
+        return [node_id for node_id, done in self.nodes if done == change]
+
+    @property
+    def created(self) -> list[str]:
+        return self._with("created")
+
+    @property
+    def configured(self) -> list[str]:
+        return self._with("configured")
+
+    @property
+    def unchanged(self) -> list[str]:
+        return self._with("unchanged")
+
+    @property
+    def applied(self) -> list[str]:
+        """Node ids whose object the pass created or configured."""
+        return [node_id for node_id, done in self.nodes if done != "unchanged"]
+
+    @classmethod
+    def of_nodes(cls, statuses: dict[str, NodeStatus]) -> ChangeSet:
+        """The nodes' part of a change set, from their statuses (in the graph's order)."""
+        return cls([(s.id, s.change) for s in statuses.values() if s.change is not None])
+
+
+@dataclass
+class PassResult:
+    nodes: dict[str, NodeStatus]
+    inventory: list[InventoryEntry]
+    dry_run: bool = False
+    retry_after: float | None = None
+    changes: ChangeSet = field(default_factory=ChangeSet)
+
+    @property
+    def phase(self) -> GraphPhase:
+        phases = {n.phase for n in self.nodes.values()}
+        if ERROR in phases:
+            return "Failed"
+        if self.dry_run:
+            return "DryRun"
+        if phases <= {READY}:
+            return "Ready"
+        return "Executing"
+
+    def wait(self, seconds: float) -> None:
+        """Asks for the next pass within ``seconds``."""
+        self.retry_after = seconds if self.retry_after is None else min(self.retry_after, seconds)
+
+    @property
+    def ready_nodes(self) -> int:
+        return sum(1 for n in self.nodes.values() if n.phase == READY)
+
+    @property
+    def pruned(self) -> list[str]:
+        """``Kind/name`` of each object pruned (in a dry run: that would be)."""
+        return [entry.describe() for entry in self.changes.pruned]
