@@ -14,6 +14,7 @@ from pequod.api.names import (
     VERSION,
 )
 from pequod.crdgen.crd import status_condition_schema
+from pequod.graph.shape import NODE_SCHEMA
 
 Schema = dict[str, Any]
 
@@ -194,21 +195,7 @@ def resource_graph_crd() -> dict[str, Any]:
                     "allowClusterScoped": {"type": "boolean"},
                 },
             },
-            "nodes": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "object"],
-                    "properties": {
-                        "id": _STRING,
-                        "object": preserve,
-                        "dependsOn": {"type": "array", "items": _STRING},
-                        "readyWhen": {"type": "array", "items": preserve},
-                        "applyPolicy": preserve,
-                        "deletionPolicy": _STRING,
-                    },
-                },
-            },
+            "nodes": {"type": "array", "items": structural(NODE_SCHEMA)},
             "violations": {"type": "array", "items": preserve},
             "dryRun": {
                 "type": "boolean",
@@ -273,6 +260,44 @@ def resource_graph_crd() -> dict[str, Any]:
             {"name": "Total", "type": "integer", "jsonPath": ".status.totalNodes"},
         ],
     )
+
+
+_JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number"}
+
+
+def structural(schema: Schema) -> Schema:
+    """A JSON schema (Pequod's own, :mod:`pequod.graph.shape`) as a CRD can take it: a
+    structural schema. A CRD has no ``allOf``/``if``/``then``, so the properties of each
+    ``then`` become plain properties (all variants' fields, each with its own schema); an
+    ``enum`` gets its ``type``; an object that JSON Schema leaves open (no
+    ``additionalProperties: false``) keeps its unknown fields
+    (``x-kubernetes-preserve-unknown-fields``), one that is closed lets the API server drop
+    them (a CRD cannot refuse them)."""
+    result: Schema = {}
+    properties: dict[str, Schema] = {}
+    for key, value in schema.items():
+        if key == "properties":
+            properties.update({name: structural(sub) for name, sub in value.items()})
+        elif key == "items":
+            result["items"] = structural(value)
+        elif key == "additionalProperties":
+            if isinstance(value, dict):
+                result["additionalProperties"] = structural(value)
+        elif key == "allOf":
+            for variant in value:
+                for name, sub in (variant.get("then") or {}).get("properties", {}).items():
+                    if isinstance(sub, dict) and name not in properties:
+                        properties[name] = structural(sub)
+        elif key not in ("if", "then", "else", "const"):
+            result[key] = value
+    if "enum" in schema and "type" not in schema:
+        (kind,) = {_JSON_TYPES[type(v)] for v in schema["enum"]}
+        result = {"type": kind, **result}
+    if properties:
+        result["properties"] = properties
+    if result.get("type") == "object" and properties and schema.get("additionalProperties") is None:
+        result["x-kubernetes-preserve-unknown-fields"] = True
+    return result
 
 
 def _crd(

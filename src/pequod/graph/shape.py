@@ -71,33 +71,34 @@ _OBJECT: dict[str, Any] = {
     },
 }
 
+NODE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "object"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
+        "object": _OBJECT,
+        "dependsOn": {"type": "array", "items": {"type": "string"}},
+        "readyWhen": {"type": "array", "items": _PREDICATE},
+        "applyPolicy": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "mode": {"enum": ["Apply", "CreateOnly"]},
+                "conflictPolicy": {"enum": ["Error", "Force"]},
+            },
+        },
+        "deletionPolicy": {"enum": ["Delete", "Orphan"]},
+    },
+}
+"""One node of a graph, as a module writes it and a ResourceGraph stores it (the
+ResourceGraph CRD's node schema is made from this one: :func:`pequod.api.crds.structural`)."""
+
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["nodes"],
     "properties": {
-        "nodes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["id", "object"],
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string", "pattern": DNS_LABEL, "maxLength": 63},
-                    "object": _OBJECT,
-                    "dependsOn": {"type": "array", "items": {"type": "string"}},
-                    "readyWhen": {"type": "array", "items": _PREDICATE},
-                    "applyPolicy": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "mode": {"enum": ["Apply", "CreateOnly"]},
-                            "conflictPolicy": {"enum": ["Error", "Force"]},
-                        },
-                    },
-                    "deletionPolicy": {"enum": ["Delete", "Orphan"]},
-                },
-            },
-        },
+        "nodes": {"type": "array", "items": NODE_SCHEMA},
         "violations": {"type": "array", "items": VIOLATION_SCHEMA},
     },
 }
