@@ -101,17 +101,13 @@ class GraphExecutor:
             sorter.add(node.id, *node.depends_on)
         sorter.prepare()
         result = PassResult(statuses, [], dry_run=graph.spec.dry_run)
-        drift_corrected: set[str] = set()
         recorded = [] if result.dry_run else await self._recorded(graph)
         while sorter.is_active():
             ready_ids = sorter.get_ready()
             if not ready_ids:
                 break
             outcomes = await asyncio.gather(
-                *(
-                    self._node(graph, by_id[i], statuses[i], inventory, result, drift_corrected)
-                    for i in ready_ids
-                )
+                *(self._node(graph, by_id[i], statuses[i], inventory, result) for i in ready_ids)
             )
             progressed = False
             for node_id, is_ready in zip(ready_ids, outcomes, strict=True):
@@ -122,7 +118,6 @@ class GraphExecutor:
                 break
         _mark_blocked(nodes, statuses)
         result.changes = ChangeSet.of_nodes(statuses)
-        result.changes.drift_corrected = [n.id for n in nodes if n.id in drift_corrected]
         result.inventory = [inventory[n.id] for n in nodes if n.id in inventory]
         if result.dry_run:
             result.changes.pruned = self.pruner.prunable(graph, result.inventory)
@@ -158,14 +153,13 @@ class GraphExecutor:
         status: NodeStatus,
         inventory: dict[str, InventoryEntry],
         result: PassResult,
-        drift_corrected: set[str],
     ) -> bool:
         """Applies one node if needed and reports whether it is Ready. Never raises.
 
         Transient failures keep the node Applying and ask for another pass after an
         exponential backoff with jitter; permanent ones make it Error with the API's message."""
         try:
-            ready = await self._apply_node(graph, node, status, inventory, result, drift_corrected)
+            ready = await self._apply_node(graph, node, status, inventory, result)
         except API_OR_TRANSPORT_ERRORS as error:
             if isinstance(error, ApiError) and not error.transient:
                 status.phase = ERROR
@@ -193,7 +187,6 @@ class GraphExecutor:
         status: NodeStatus,
         inventory: dict[str, InventoryEntry],
         result: PassResult,
-        drift_corrected: set[str],
     ) -> bool:
         obj = node.object
         try:
@@ -227,7 +220,7 @@ class GraphExecutor:
         if live is not None and (node.create_only or up_to_date(live, desired)):
             status.change = "unchanged"
         else:
-            applied = await self._apply(rt, node, desired, live, status, drift_corrected)
+            applied = await self._apply(rt, node, desired, live, status)
             if applied is None:
                 return False
             self.live.written(rt, applied)
@@ -252,7 +245,6 @@ class GraphExecutor:
         desired: dict[str, Any],
         live: dict[str, Any] | None,
         status: NodeStatus,
-        drift_corrected: set[str],
     ) -> dict[str, Any] | None:
         """Applies ``desired``: the object as the API server returns it, or None (and the node
         in Error) when other appliers own fields it sets."""
@@ -273,7 +265,7 @@ class GraphExecutor:
                 # Only ad-hoc updates (kubectl edit, scale...) changed fields Pequod manages:
                 # that is drift, and the desired state wins.
                 applied = await self.ssa.apply(rt, desired, force=True)
-                drift_corrected.add(node.id)
+                status.drift_corrected = True
                 DRIFT_CORRECTIONS.inc()
                 return applied
 

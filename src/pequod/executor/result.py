@@ -35,6 +35,8 @@ class NodeStatus:
     change: Change | None = None
     """What this pass did to the node's object (not part of the status); None when the pass
     did not get as far as the object (an error, a dependency not ready, a dry run)."""
+    drift_corrected: bool = False
+    """This pass took back fields of the object that ad-hoc updates had changed."""
 
     @property
     def applied_now(self) -> bool:
@@ -90,7 +92,10 @@ class ChangeSet:
     @classmethod
     def of_nodes(cls, statuses: dict[str, NodeStatus]) -> ChangeSet:
         """The nodes' part of a change set, from their statuses (in the graph's order)."""
-        return cls([(s.id, s.change) for s in statuses.values() if s.change is not None])
+        return cls(
+            nodes=[(s.id, s.change) for s in statuses.values() if s.change is not None],
+            drift_corrected=[s.id for s in statuses.values() if s.drift_corrected],
+        )
 
 
 @dataclass
