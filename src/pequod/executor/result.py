@@ -38,11 +38,6 @@ class NodeStatus:
     drift_corrected: bool = False
     """This pass took back fields of the object that ad-hoc updates had changed."""
 
-    @property
-    def applied_now(self) -> bool:
-        """Applied during this pass."""
-        return self.change in ("created", "configured")
-
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"id": self.id, "phase": self.phase}
         if self.last_error:
