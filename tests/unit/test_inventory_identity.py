@@ -74,7 +74,12 @@ class FakeLive:
 
 
 def widget(group: str) -> dict[str, Any]:
-    return {"apiVersion": f"{group}/v1", "kind": "Widget", "metadata": {"name": "x"}}
+    """A Widget as a render leaves it: its namespace set."""
+    return {
+        "apiVersion": f"{group}/v1",
+        "kind": "Widget",
+        "metadata": {"name": "x", "namespace": "ns"},
+    }
 
 
 def entry(group: str, node_id: str) -> InventoryEntry:
@@ -158,6 +163,19 @@ def test_a_dry_run_would_prune_the_widget_of_the_group_that_left() -> None:
     before = [entry("a.example.com", "a"), entry("b.example.com", "b")]
     prunable = Pruner.prunable(graph(["a.example.com"], before), [before[0]])
     assert prunable == [before[1]]
+
+
+async def test_a_dry_run_of_an_applied_graph_would_prune_only_what_left_it() -> None:
+    cluster = FakeCluster()
+    await executor(cluster).execute(graph(["a.example.com", "b.example.com"], []))
+    before = [entry("a.example.com", "a"), entry("b.example.com", "b")]
+    unchanged = await executor(cluster).execute(
+        graph(["a.example.com", "b.example.com"], before, dry_run=True)
+    )
+    assert unchanged.pruned == []
+    one_left = await executor(cluster).execute(graph(["a.example.com"], before, dry_run=True))
+    assert one_left.pruned == ["Widget/x"]
+    assert cluster.deleted == []
 
 
 async def test_both_widgets_of_one_name_are_applied_and_listed() -> None:

@@ -120,7 +120,9 @@ class GraphExecutor:
         result.changes = ChangeSet.of_nodes(statuses)
         result.inventory = [inventory[n.id] for n in nodes if n.id in inventory]
         if result.dry_run:
-            result.changes.pruned = self.pruner.prunable(graph, result.inventory)
+            # What a prune would delete is what left the graph: every node's object stays,
+            # whether or not its plan got as far as the object.
+            result.changes.pruned = self.pruner.prunable(graph, _rendered(nodes))
             result.inventory = list(graph.status.inventory)
         elif result.phase == "Ready":
             pruned, skipped = await self.pruner.prune(graph, recorded, result.inventory)
@@ -300,6 +302,20 @@ def _mark_blocked(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> N
                 status.last_error = f"blocked by {', '.join(sorted(blockers))}"
                 failed.add(node.id)
                 changed = True
+
+
+def _rendered(nodes: tuple[Node, ...]) -> list[InventoryEntry]:
+    """The objects the nodes render, as inventory entries (for their keys)."""
+    return [
+        InventoryEntry(
+            api_version=n.object["apiVersion"],
+            kind=n.object["kind"],
+            name=n.object["metadata"]["name"],
+            namespace=n.object["metadata"].get("namespace"),
+            node_id=n.id,
+        )
+        for n in nodes
+    ]
 
 
 def _describe(error: BaseException) -> str:
