@@ -10,6 +10,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Callable
@@ -44,6 +45,7 @@ class ModuleCache:
         # render, so an entry a live module points at is not evicted (a module no one holds
         # any more is collected, and its entry becomes evictable).
         self._holders: dict[str, weakref.WeakSet[ModuleSource]] = {}
+        self._holders_lock = threading.Lock()  # evict runs in fetch threads too
 
     def get(self, key: str) -> Path | None:
         directory = self.objects / key
@@ -76,14 +78,16 @@ class ModuleCache:
 
     def hold(self, key: str, module: ModuleSource) -> ModuleSource:
         """Keeps entry ``key`` from eviction while ``module`` lives."""
-        self._holders.setdefault(key, weakref.WeakSet()).add(module)
+        with self._holders_lock:
+            self._holders.setdefault(key, weakref.WeakSet()).add(module)
         return module
 
     def held(self, key: str) -> bool:
-        holders = self._holders.get(key)
-        if holders is not None and not holders:
-            del self._holders[key]
-        return bool(holders)
+        with self._holders_lock:
+            holders = self._holders.get(key)
+            if holders is not None and not holders:
+                del self._holders[key]
+            return bool(holders)
 
     def entries(self) -> list[tuple[int, int, Path]]:
         """(last use, size, path) of every entry, least recently used first."""
