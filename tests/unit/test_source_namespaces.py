@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from pequod.delivery.reference import ModuleReference
+from pequod.delivery.source_namespaces import ModuleSourceNotAllowed, SourceNamespaces
 from pequod.module.source import ModuleError
-from pequod.operator.module_sources import (
-    ModuleReference,
-    ModuleSourceNotAllowed,
-    SourceNamespaces,
-)
 
 
 def _config_map(ref: str) -> ModuleReference:

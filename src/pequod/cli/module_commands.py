@@ -20,9 +20,9 @@ from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition
 from pequod.crdgen.generate import generate_api
 from pequod.cue.diagnostics import Diagnostic
 from pequod.cue.runner import CueError, CueSettings
+from pequod.delivery.resolver import ModuleResolver
 from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.graph.validate import NamespacePolicy
-from pequod.module.reference import load_module
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
@@ -135,7 +135,7 @@ def _run(arguments: argparse.Namespace, work: Any) -> int:
     input_path: Path | None = getattr(arguments, "input", None)
     module: ModuleSource | None = None
     try:
-        module = load_module(arguments.module)
+        module = ModuleResolver().load(arguments.module)
         result: int = asyncio.run(work(module))
         return result
     except (ModuleError, InputFileError, SchemaError, PolicyError, ToolNotFoundError) as error:
@@ -158,7 +158,8 @@ def _instance(arguments: argparse.Namespace) -> Instance:
 
 
 async def _render_with(arguments: argparse.Namespace, module: ModuleSource) -> RenderResult:
-    policies = [load_module(reference) for reference in arguments.policies]
+    resolver = ModuleResolver()
+    policies = [resolver.load(reference) for reference in arguments.policies]
     instance = _instance(arguments)
     namespaces = NamespacePolicy(
         instance.namespace,

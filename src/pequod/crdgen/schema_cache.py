@@ -3,15 +3,19 @@ that an operator that restarts serves its Transforms without running ``cue`` aga
 
 An entry is keyed by the module digest, the ``cue`` binary and the code that reads cue's
 answers (a new Pequod or a new cue reads afresh). Entries are JSON, written atomically; one
-that cannot be read is ignored and rewritten."""
+that cannot be read is ignored and rewritten. The operator keeps them under its module cache,
+whose size bound covers them: a file's modification time is its last use (touched on every
+hit), and an evicted entry costs one ``cue`` run."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,8 +40,11 @@ def _reader_fingerprint() -> str:
 
 
 class SchemaCache:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, after_store: Callable[[], object] | None = None) -> None:
+        """``after_store``: called after each new entry (the owner of ``directory`` keeps its
+        size bound)."""
         self.directory = directory
+        self.after_store = after_store
 
     def _path(self, module_digest: str, cue_binary: Path) -> Path:
         try:
@@ -76,6 +83,8 @@ class SchemaCache:
                 "ignoring an unreadable schema cache entry", path=str(path), error=str(error)
             )
             return None
+        with contextlib.suppress(OSError):  # the time of use the eviction orders entries by
+            os.utime(path)
         return schema, metadata
 
     def store(
@@ -110,3 +119,6 @@ class SchemaCache:
             os.replace(staging, path)
         except OSError as error:  # a read-only or full disk costs a cue run next time, no more
             logger.warning("could not cache a module schema", path=str(path), error=str(error))
+            return
+        if self.after_store is not None:
+            self.after_store()

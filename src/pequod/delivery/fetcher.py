@@ -5,6 +5,7 @@ reference served by one fetch, transient failures retried with backoff within a 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import hmac
 import os
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from pequod.backoff import Backoff
-from pequod.delivery.cache import ModuleCache
+from pequod.delivery.cache import DEFAULT_MAX_BYTES, ModuleCache
 from pequod.delivery.git import GitClient, GitCredentials, GitReference
 from pequod.delivery.oci import FetchError, OciReference
 from pequod.metrics import MODULE_FETCHES
@@ -36,7 +37,7 @@ class FetchSettings:
     timeout: float = 30.0
     """Seconds one request (or git command) may take."""
     attempts: int = 3
-    cache_bytes: int = 512 * 1024 * 1024
+    cache_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True)
@@ -49,9 +50,17 @@ class FetchedModule:
 
 
 class ModuleFetcher:
-    def __init__(self, cache_root: Path, settings: FetchSettings | None = None) -> None:
+    def __init__(
+        self,
+        cache_root: Path,
+        settings: FetchSettings | None = None,
+        *,
+        cache: ModuleCache | None = None,
+    ) -> None:
+        """``cache``: the one shared with the other sources (default: a cache of its own at
+        ``cache_root``, bounded by ``settings.cache_bytes``)."""
         self.settings = settings or FetchSettings()
-        self.cache = ModuleCache(cache_root, self.settings.cache_bytes)
+        self.cache = cache or ModuleCache(cache_root, self.settings.cache_bytes)
         self._resolved: dict[str, tuple[str, float]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Modules loaded from the cache, by (artifact key, path, resolved reference): a pinned
@@ -145,12 +154,13 @@ class ModuleFetcher:
         fill: Callable[[Path], object],
     ) -> ModuleSource:
         loaded = self._loaded.get((key, path or "", resolved))
-        if loaded is not None and loaded.directory.is_dir():
-            return loaded
-        directory = await self._download(key, kind, fill)
-        module = _load(directory / "artifact", path, resolved)
-        self._loaded[(key, path or "", resolved)] = module
-        return module
+        if loaded is None or not loaded.directory.is_dir():
+            directory = await self._download(key, kind, fill)
+            loaded = _load(directory / "artifact", path, resolved)
+            self._loaded[(key, path or "", resolved)] = loaded
+        # A copy for the caller, held by the cache while it lives (this memo's own must not
+        # keep the entry from eviction forever).
+        return self.cache.hold(key, dataclasses.replace(loaded))
 
     async def _download(self, key: str, kind: str, fill: Callable[[Path], object]) -> Path:
         async with self._lock(f"download:{key}"):

@@ -15,7 +15,10 @@ import structlog
 from pequod.api.names import FIELD_MANAGER, OPERATOR_NAMESPACE
 from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueSettings
-from pequod.delivery.fetcher import FetchSettings, ModuleFetcher
+from pequod.delivery.cache import ModuleCache, module_cache_root
+from pequod.delivery.fetcher import FetchSettings
+from pequod.delivery.resolver import ModuleResolver
+from pequod.delivery.source_namespaces import SourceNamespaces
 from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
 from pequod.kube.client import KubeClient
 from pequod.kube.events import EventRecorder
@@ -28,7 +31,7 @@ from pequod.operator.graph_controller import GraphReconciler
 from pequod.operator.health import HealthChecks
 from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_address
 from pequod.operator.instance_controller import InstanceReconciler
-from pequod.operator.module_sources import SourceNamespaces, module_cache_root
+from pequod.operator.module_objects import KubeModuleObjects
 from pequod.operator.registry import ApiRegistry
 from pequod.operator.transform_controller import TransformReconciler
 from pequod.render.render import Renderer
@@ -104,16 +107,18 @@ async def build_operator(settings: OperatorSettings) -> Operator:
     cache_root = (
         Path(settings.module_cache_dir) if settings.module_cache_dir else module_cache_root()
     )
-    fetcher = ModuleFetcher(
-        cache_root,
-        FetchSettings(
+    source_namespaces = SourceNamespaces(
+        settings.operator_namespace or running_namespace(), settings.module_source_namespaces
+    )
+    resolver = ModuleResolver(
+        KubeModuleObjects(client),
+        cache=ModuleCache(cache_root, settings.module_cache_bytes),
+        fetch_settings=FetchSettings(
             resolve_ttl=settings.module_resolve_ttl,
             timeout=settings.module_fetch_timeout,
             cache_bytes=settings.module_cache_bytes,
         ),
-    )
-    source_namespaces = SourceNamespaces(
-        settings.operator_namespace or running_namespace(), settings.module_source_namespaces
+        source_namespaces=source_namespaces,
     )
     logger.info(
         "module ConfigMaps and pull Secrets allowed",
@@ -126,7 +131,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         renderer,
         writer,
         concurrency=settings.instance_concurrency,
-        fetcher=fetcher,
+        resolver=resolver,
         source_namespaces=source_namespaces,
     )
     transforms = TransformReconciler(
@@ -136,8 +141,8 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         instances.controller,
         writer,
         cue_settings,
-        fetcher,
-        SchemaCache(cache_root / "schemas"),
+        resolver,
+        SchemaCache(resolver.cache.schemas, after_store=resolver.cache.evict),
         source_namespaces,
     )
     graphs = GraphReconciler(

@@ -26,7 +26,9 @@ from pequod.api.names import (
 from pequod.api.resources import RESOURCE_GRAPHS
 from pequod.clock import timestamp
 from pequod.cue.runner import CueError
-from pequod.delivery.fetcher import ModuleFetcher
+from pequod.delivery.reference import ModuleReference
+from pequod.delivery.resolver import ModuleResolver
+from pequod.delivery.source_namespaces import SourceNamespaces
 from pequod.graph.model import Violation
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.conditions import condition, is_true, set_condition
@@ -36,7 +38,7 @@ from pequod.kube.manager import Manager
 from pequod.kube.writes import ObjectWriter, refusal
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.module_sources import ModuleReference, SourceNamespaces, resolve_module
+from pequod.operator.module_objects import KubeModuleObjects
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance, render_hash
@@ -55,12 +57,14 @@ class InstanceReconciler:
         writer: ObjectWriter,
         *,
         concurrency: int = 4,
-        fetcher: ModuleFetcher | None = None,
+        resolver: ModuleResolver | None = None,
         source_namespaces: SourceNamespaces | None = None,
     ) -> None:
         self.client = client
-        self.fetcher = fetcher
         self.source_namespaces = source_namespaces or SourceNamespaces()
+        self.resolver = resolver or ModuleResolver(
+            KubeModuleObjects(client), source_namespaces=self.source_namespaces
+        )
         self.registry = registry
         self.renderer = renderer
         self.writer = writer
@@ -249,12 +253,7 @@ class InstanceReconciler:
                 f"{served.transform} (allowed: {listed})",
             )
         try:
-            module = await resolve_module(
-                allowed[wanted],
-                self.client,
-                fetcher=self.fetcher,
-                source_namespaces=self.source_namespaces,
-            )
+            module = await self.resolver.resolve(allowed[wanted])
         except ModuleError as error:
             raise _Refused("PlatformRefUnavailable", str(error)) from None
         return module, {"type": wanted.type, "ref": wanted.ref, "digest": module.digest}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
 from pequod.kube.informer import Informer
 from pequod.kube.resources import ResourceType
 from pequod.module.source import ModuleSource
-from pequod.operator.module_sources import ModuleReference
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition, bui
 from pequod.crdgen.generate import GeneratedApi, generate_api
 from pequod.crdgen.schema_cache import SchemaCache
 from pequod.cue.runner import CueError, CueSettings
-from pequod.delivery.fetcher import ModuleFetcher
+from pequod.delivery.reference import ModuleReference
+from pequod.delivery.resolver import ModuleResolver
+from pequod.delivery.source_namespaces import ModuleSourceNotAllowed, SourceNamespaces
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.conditions import condition, is_true, set_condition
 from pequod.kube.controller import DONE, Controller, Result, spec_or_metadata_changed
@@ -43,12 +45,7 @@ from pequod.kube.manager import Manager
 from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleError, ModuleSource
-from pequod.operator.module_sources import (
-    ModuleReference,
-    ModuleSourceNotAllowed,
-    SourceNamespaces,
-    resolve_module,
-)
+from pequod.operator.module_objects import KubeModuleObjects
 from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
@@ -81,14 +78,17 @@ class TransformReconciler:
         instances: Controller[InstanceKey],
         writer: ObjectWriter,
         cue_settings: CueSettings | None = None,
-        fetcher: ModuleFetcher | None = None,
+        resolver: ModuleResolver | None = None,
         schema_cache: SchemaCache | None = None,
         source_namespaces: SourceNamespaces | None = None,
     ) -> None:
         self.client = client
         self.source_namespaces = source_namespaces or SourceNamespaces()
         self.schema_cache = schema_cache
-        self.fetcher = fetcher
+        self.resolver = resolver or ModuleResolver(
+            KubeModuleObjects(client), source_namespaces=self.source_namespaces
+        )
+        self.fetcher = self.resolver.fetcher
         self.manager = manager
         self.registry = registry
         self.instances = instances
@@ -146,29 +146,15 @@ class TransformReconciler:
             await self._watch_config_map(name, None)
             raise TransformFailure("ModuleFetched", "ModuleSourceNotAllowed", str(error)) from None
         except ModuleError:
-            pass  # a malformed reference: resolve_module says what is wrong with it
+            pass  # a malformed reference: the resolver says what is wrong with it
         config_maps = await self._watch_config_map(name, reference)
         cached = None
         if config_maps is not None and config_maps.synced.is_set():
             namespace, config_map = reference.configmap_name()
             cached = config_maps.get(f"{namespace}/{config_map}")
         try:
-            module = await resolve_module(
-                reference,
-                self.client,
-                fetcher=self.fetcher,
-                cached_config_map=cached,
-                source_namespaces=self.source_namespaces,
-            )
-            policies = [
-                await resolve_module(
-                    policy,
-                    self.client,
-                    fetcher=self.fetcher,
-                    source_namespaces=self.source_namespaces,
-                )
-                for policy in policy_references
-            ]
+            module = await self.resolver.resolve(reference, cached_config_map=cached)
+            policies = [await self.resolver.resolve(policy) for policy in policy_references]
         except ModuleError as error:
             raise TransformFailure(
                 "ModuleFetched",
