@@ -5,117 +5,48 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import re
 import sys
 from typing import Any
 
 import structlog
 
-from pequod.api.names import OPERATOR_NAMESPACE
-from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
-from pequod.operator.app import OperatorSettings, run_operator
+from pequod.operator.app import run_operator
+from pequod.operator.settings import OperatorSettings, setting_flags, settings_from
 
 
 def register(commands: Any) -> None:
     run = commands.add_parser("run", help="run the operator")
-    run.add_argument("--kubeconfig", help="default: in-cluster, else $KUBECONFIG/~/.kube/config")
-    run.add_argument("--context")
-    run.add_argument("--concurrency", type=int, default=16, help="instances reconciled at once")
-    run.add_argument(
-        "--graph-concurrency", type=int, default=16, help="ResourceGraphs executed at once"
-    )
-    run.add_argument("--resync-period", type=float, default=600.0, help="seconds (0: never)")
-    run.add_argument("--cue-timeout", type=float, default=10.0)
-    run.add_argument(
-        "--kube-api-qps",
-        type=float,
-        default=0.0,
-        help="client-side limit on API requests per second (0: none, the API server's "
-        "priority and fairness decides)",
-    )
-    run.add_argument(
-        "--kube-api-burst", type=int, default=100, help="requests allowed at once above the QPS"
-    )
-    run.add_argument(
-        "--render-batch-size",
-        type=int,
-        default=32,
-        help="most instances of one module evaluated by one cue process (1: one per render)",
-    )
-    run.add_argument("--apply-concurrency", type=int, default=8, help="objects applied at once")
-    run.add_argument(
-        "--ready-timeout", type=float, default=600.0, help="seconds a node may take to be Ready"
-    )
-    run.add_argument(
-        "--max-graph-bytes",
-        type=int,
-        default=DEFAULT_MAX_GRAPH_BYTES,
-        help="largest ResourceGraph an instance may render, in bytes; keep it below etcd's "
-        f"--max-request-bytes (default {DEFAULT_MAX_GRAPH_BYTES}, etcd's default is 1572864)",
-    )
-    run.add_argument(
-        "--module-cache-dir", help="where OCI and Git modules are cached ($PEQUOD_MODULE_CACHE)"
-    )
-    run.add_argument(
-        "--module-cache-size", type=int, default=512, help="MiB of cached modules (LRU beyond)"
-    )
-    run.add_argument(
-        "--module-resolve-ttl",
-        type=float,
-        default=60.0,
-        help="seconds a tag or branch resolution is trusted",
-    )
-    run.add_argument(
-        "--module-fetch-timeout", type=float, default=30.0, help="seconds per registry/git call"
-    )
-    run.add_argument(
-        "--module-source-namespaces",
-        type=_namespace_list,
-        default=(),
-        metavar="NS[,NS...]",
-        help="namespaces besides the operator's own whose ConfigMaps may be module sources "
-        "('*': any); whoever may edit such a ConfigMap decides what the operator applies",
-    )
-    run.add_argument(
-        "--metrics-bind-address",
-        default=":8080",
-        help="[host]:port serving /metrics (0: off)",
-    )
-    run.add_argument(
-        "--health-probe-bind-address",
-        default=":8081",
-        help="[host]:port serving /healthz and /readyz (0: off)",
-    )
-    run.add_argument(
-        "--leader-elect",
-        action="store_true",
-        help="run as one of several replicas: only the holder of a Lease works",
-    )
-    run.add_argument("--leader-election-namespace", default=OPERATOR_NAMESPACE)
-    run.add_argument("--leader-election-id", default="pequod-operator", help="the Lease's name")
-    run.add_argument(
-        "--leader-election-lease-duration",
-        type=float,
-        default=15.0,
-        help="seconds a standby waits after the last renewal",
-    )
-    run.add_argument("--leader-election-renew-deadline", type=float, default=10.0)
-    run.add_argument("--leader-election-retry-period", type=float, default=2.0)
+    add_setting_flags(run)
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.add_argument("--log-format", default="json", choices=["json", "console"])
     run.set_defaults(run=_run)
 
 
-_NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+def add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per settings field that names one, with the field's default and help."""
+    for item in setting_flags():
+        if isinstance(item.default, bool):
+            parser.add_argument(
+                item.flag, dest=item.dest, action="store_true", default=item.default, help=item.help
+            )
+            continue
+        parse = item.parse
+        if parse is None:
+            parse = type(item.default) if isinstance(item.default, int | float) else str
+        parser.add_argument(
+            item.flag,
+            dest=item.dest,
+            type=parse,
+            default=item.default,
+            help=item.help,
+            # The metavar argparse would derive from the flag (the dest names the field).
+            metavar=item.metavar or item.flag.lstrip("-").replace("-", "_").upper(),
+        )
 
 
-def _namespace_list(value: str) -> tuple[str, ...]:
-    """``ns1,ns2`` → ("ns1", "ns2"); each a namespace name or ``*``."""
-    names = tuple(n.strip() for n in value.split(",") if n.strip())
-    for name in names:
-        if name != "*" and not (len(name) <= 63 and _NAMESPACE.match(name)):
-            raise argparse.ArgumentTypeError(f"{name!r} is not a namespace name (nor '*')")
-    return names
+def settings_of(arguments: argparse.Namespace) -> OperatorSettings:
+    """The settings the parsed flags say."""
+    return settings_from({item.dest: getattr(arguments, item.dest) for item in setting_flags()})
 
 
 def configure_logging(level: str, log_format: str) -> None:
@@ -155,41 +86,15 @@ def configure_logging(level: str, log_format: str) -> None:
 
 
 def _run(arguments: argparse.Namespace) -> int:
-    if arguments.kube_api_qps < 0 or arguments.kube_api_burst < 1:
+    settings = settings_of(arguments)
+    if settings.client.qps < 0 or settings.client.burst < 1:
         print(
             "pequod run: --kube-api-qps must be 0 or more and --kube-api-burst at least 1",
             file=sys.stderr,
         )
         return 2
-    if arguments.max_graph_bytes < 1:
+    if settings.render.max_graph_bytes < 1:
         print("pequod run: --max-graph-bytes must be at least 1", file=sys.stderr)
         return 2
     configure_logging(arguments.log_level, arguments.log_format)
-    settings = OperatorSettings(
-        kubeconfig=arguments.kubeconfig,
-        context=arguments.context,
-        instance_concurrency=arguments.concurrency,
-        graph_concurrency=arguments.graph_concurrency,
-        resync_period=arguments.resync_period or None,
-        cue_timeout=arguments.cue_timeout,
-        render_batch_size=arguments.render_batch_size,
-        kube_api_qps=arguments.kube_api_qps,
-        kube_api_burst=arguments.kube_api_burst,
-        apply_concurrency=arguments.apply_concurrency,
-        ready_timeout=arguments.ready_timeout,
-        max_graph_bytes=arguments.max_graph_bytes,
-        metrics_bind_address=arguments.metrics_bind_address,
-        module_cache_dir=arguments.module_cache_dir,
-        module_cache_bytes=arguments.module_cache_size * 1024 * 1024,
-        module_resolve_ttl=arguments.module_resolve_ttl,
-        module_fetch_timeout=arguments.module_fetch_timeout,
-        module_source_namespaces=arguments.module_source_namespaces,
-        health_probe_bind_address=arguments.health_probe_bind_address,
-        leader_elect=arguments.leader_elect,
-        leader_election_namespace=arguments.leader_election_namespace,
-        leader_election_id=arguments.leader_election_id,
-        leader_election_lease_duration=arguments.leader_election_lease_duration,
-        leader_election_renew_deadline=arguments.leader_election_renew_deadline,
-        leader_election_retry_period=arguments.leader_election_retry_period,
-    )
     return asyncio.run(run_operator(settings))
