@@ -10,18 +10,19 @@ from typing import Any
 import structlog
 
 from pequod.api.names import (
-    API_VERSION,
     DRY_RUN_ANNOTATION,
     FIELD_MANAGER,
     INSTANCE_FINALIZER,
-    INSTANCE_KIND_LABEL,
     INSTANCE_NAME_LABEL,
-    MANAGED_BY_LABEL,
-    MANAGED_BY_VALUE,
-    RESOURCE_GRAPH_FINALIZER,
-    RESOURCE_GRAPH_KIND,
     TRANSFORM_LABEL,
     resource_graph_name,
+)
+from pequod.api.ownership import MANAGED_SELECTOR, instance_labels
+from pequod.api.resource_graph import (
+    RenderMetadata,
+    ResourceGraphSpec,
+    SourceRef,
+    resource_graph_object,
 )
 from pequod.api.resources import RESOURCE_GRAPHS
 from pequod.clock import timestamp
@@ -39,9 +40,9 @@ from pequod.kube.writes import ObjectWriter, refusal
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
-from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.operator.serving import InstanceKey, ServedApi, ServedKind, ServedKinds
 from pequod.policy.evaluate import PolicyError
-from pequod.render.instance import Instance, render_hash
+from pequod.render.instance import Instance
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
 
 logger = structlog.get_logger(__name__)
@@ -52,11 +53,11 @@ class InstanceReconciler:
         self,
         client: KubeClient,
         manager: Manager,
-        registry: ApiRegistry,
+        kinds: ServedKinds,
         renderer: Renderer,
         writer: ObjectWriter,
         *,
-        concurrency: int = 4,
+        concurrency: int,
         resolver: ModuleResolver | None = None,
         source_namespaces: SourceNamespaces | None = None,
     ) -> None:
@@ -65,7 +66,7 @@ class InstanceReconciler:
         self.resolver = resolver or ModuleResolver(
             KubeModuleObjects(client), source_namespaces=self.source_namespaces
         )
-        self.registry = registry
+        self.kinds = kinds
         self.renderer = renderer
         self.writer = writer
         self.events = writer.events
@@ -75,18 +76,36 @@ class InstanceReconciler:
             concurrency=concurrency,
             log_context=self._log_context,
         )
-        self.graphs: Informer = manager.informer(
-            RESOURCE_GRAPHS, label_selector=f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"
-        )
-        self.controller.watch(self.graphs, _owner_of_graph)
+        self.graphs: Informer = manager.informer(RESOURCE_GRAPHS, label_selector=MANAGED_SELECTOR)
+        self.controller.watch(self.graphs, _owner_of_graph, predicate=self._graph_event_matters)
+        kinds.deliver_instances_to(self.controller)
+
+    def _graph_event_matters(self, event: InformerEvent) -> bool:
+        """Whether a ResourceGraph event can change what its instance does: its status (or
+        spec) changed, or it is gone. Not the echo of the instance's own graph write (an
+        ADDED without a status), not the graphs listed before their kind is served (the kind's
+        informer brings every instance when it lists), not a resync (the instances' informer
+        resyncs them too)."""
+        if event.type == "DELETED":
+            return True
+        if event.type == "MODIFIED":
+            old = event.old or {}
+            return any(event.object.get(part) != old.get(part) for part in ("status", "spec"))
+        if event.type == "ADDED":
+            # Relisted after a gap in the watch, with a status this controller has not seen.
+            transform = (event.object["metadata"].get("labels") or {}).get(TRANSFORM_LABEL)
+            return bool(event.object.get("status")) and self.kinds.get(transform or "") is not None
+        return False
 
     def _log_context(self, key: InstanceKey) -> dict[str, str]:
-        served = self.registry.get(key.transform)
+        served = self.kinds.get(key.transform)
         kind = served.resource_type.kind if served else key.transform
         return {"kind": kind, "namespace": key.namespace, "name": key.name}
 
     async def reconcile(self, key: InstanceKey) -> Result:
-        served = self.registry.get(key.transform)
+        """module for the instance → is its graph current? → render → write the graph, or
+        → write the instance's status from the graph's."""
+        served = self.kinds.get(key.transform)
         if served is None:
             return DONE
         instance = served.informer.get(f"{key.namespace}/{key.name}")
@@ -101,11 +120,9 @@ class InstanceReconciler:
                 instance,
                 [*finalizers, INSTANCE_FINALIZER],
             )
-        log = logger.bind(instance=str(key))
         status = dict(instance.get("status") or {})
-        generation = instance["metadata"].get("generation")
         try:
-            module, pinned = await self._module_for(served, instance)
+            module, pinned = await self._module_for(served.kind, instance)
         except _Refused as refused:
             await self._invalid(
                 served, instance, status, "Validated", refused.reason, refused.message
@@ -119,37 +136,10 @@ class InstanceReconciler:
             # to the graph while it goes would only race that.
             return DONE
         rendered = Instance.from_object(instance)
-        expected_hash = render_hash(
-            module.digest, rendered, tuple(p.digest for p in served.policies)
-        )
-        if graph is None or not _graph_is_current(graph, served, expected_hash, instance):
-            result = await self._render(served, instance, status, module, rendered)
-            if result is None:
-                return DONE
-            try:
-                await self._write_graph(served, instance, graph_name, module, pinned, result)
-            except ApiError as error:
-                if error.transient:
-                    raise  # the work queue backs off and tries again
-                # Permanent until the render changes: say so in the status, once, and keep
-                # the graph in force that was written before (if any).
-                await self._invalid(
-                    served,
-                    instance,
-                    status,
-                    "Rendered",
-                    "GraphRejected",
-                    f"the API server refused ResourceGraph {graph_name}: {refusal(error)}",
-                )
-                return DONE
-            log.info(
-                "resource graph written", graph=graph_name, render_hash=result.render_hash[:19]
-            )
-            await self.events.record(
-                instance,
-                "Normal",
-                "Rendered",
-                f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
+        expected_hash = Renderer.hash(module, rendered, served.kind.policies)
+        if graph is None or not _graph_is_current(graph, served.kind, expected_hash, instance):
+            await self._render_and_write(
+                served, instance, status, module, pinned, rendered, expected_hash, graph_name
             )
             # The instance's status follows once the graph's controller has reported on the
             # new graph (its status write brings this instance back): one status write, not
@@ -169,9 +159,55 @@ class InstanceReconciler:
             RenderSummary.of_graph(graph),
             graph_name,
             graph_status,
-            generation,
+            instance["metadata"].get("generation"),
         )
         return DONE
+
+    async def _render_and_write(
+        self,
+        served: ServedApi,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        module: ModuleSource,
+        pinned: dict[str, str] | None,
+        rendered: Instance,
+        expected_hash: str,
+        graph_name: str,
+    ) -> None:
+        """Renders the instance and writes its graph; a render that fails or is refused, or a
+        graph the API server refuses for good, is said in the instance's status instead."""
+        result = await self._render(served, instance, status, module, rendered, expected_hash)
+        if result is None:
+            return
+        try:
+            await self._write_graph(served.kind, instance, graph_name, module, pinned, result)
+        except ApiError as error:
+            if error.transient:
+                raise  # the work queue backs off and tries again
+            # Permanent until the render changes: say so in the status, once, and keep
+            # the graph in force that was written before (if any).
+            await self._invalid(
+                served,
+                instance,
+                status,
+                "Rendered",
+                "GraphRejected",
+                f"the API server refused ResourceGraph {graph_name}: {refusal(error)}",
+            )
+            return
+        logger.info(
+            "resource graph written",
+            instance=f"{served.transform}:{instance['metadata']['namespace']}/"
+            f"{instance['metadata']['name']}",
+            graph=graph_name,
+            render_hash=result.render_hash[:19],
+        )
+        await self.events.record(
+            instance,
+            "Normal",
+            "Rendered",
+            f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
+        )
 
     async def _render(
         self,
@@ -180,6 +216,7 @@ class InstanceReconciler:
         status: dict[str, Any],
         module: ModuleSource,
         rendered: Instance,
+        expected_hash: str,
     ) -> RenderResult | None:
         """The render of an allowed instance; None (with the instance's status saying why)
         when it fails or a policy forbids it."""
@@ -187,8 +224,9 @@ class InstanceReconciler:
             result = await self.renderer.render(
                 module,
                 rendered,
-                policies=served.policies,
-                namespaces=served.namespace_policy(rendered.namespace),
+                policies=served.kind.policies,
+                namespaces=served.kind.namespace_policy(rendered.namespace),
+                render_hash=expected_hash,
             )
         except GraphTooLargeError as error:
             await self._invalid(served, instance, status, "Rendered", "GraphTooLarge", str(error))
@@ -232,7 +270,7 @@ class InstanceReconciler:
         return DONE
 
     async def _module_for(
-        self, served: ServedApi, instance: dict[str, Any]
+        self, served: ServedKind, instance: dict[str, Any]
     ) -> tuple[ModuleSource, dict[str, str] | None]:
         platform_ref = (instance.get("spec") or {}).get("platformRef")
         if not platform_ref:
@@ -260,7 +298,7 @@ class InstanceReconciler:
 
     async def _write_graph(
         self,
-        served: ServedApi,
+        served: ServedKind,
         instance: dict[str, Any],
         graph_name: str,
         module: ModuleSource,
@@ -268,55 +306,31 @@ class InstanceReconciler:
         result: RenderResult,
     ) -> None:
         metadata = instance["metadata"]
-        graph = {
-            "apiVersion": API_VERSION,
-            "kind": RESOURCE_GRAPH_KIND,
-            "metadata": {
-                "name": graph_name,
-                "namespace": metadata["namespace"],
-                "labels": {
-                    MANAGED_BY_LABEL: MANAGED_BY_VALUE,
-                    TRANSFORM_LABEL: served.transform,
-                    INSTANCE_KIND_LABEL: served.resource_type.kind,
-                    INSTANCE_NAME_LABEL: metadata["name"],
-                },
-                # Written with the graph, saving the graph controller a patch per graph.
-                "finalizers": [RESOURCE_GRAPH_FINALIZER],
-                "ownerReferences": [
-                    {
-                        "apiVersion": instance["apiVersion"],
-                        "kind": instance["kind"],
-                        "name": metadata["name"],
-                        "uid": metadata["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": {
-                "sourceRef": {
-                    "apiVersion": instance["apiVersion"],
-                    "kind": instance["kind"],
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                },
-                "metadata": {
-                    "name": served.module_name or served.transform,
-                    "version": module.version or served.module_version or "",
-                    "platformRef": module.reference
-                    if pinned is None
-                    else f"{pinned['type']}:{pinned['ref']}",
-                    "renderHash": result.render_hash,
-                    "renderedAt": timestamp(),
-                    "transform": served.transform,
-                    "allowedNamespaces": list(served.allowed_namespaces),
-                    "allowClusterScoped": served.allow_cluster_scoped,
-                },
-                "nodes": [node.to_dict() for node in result.graph.nodes],
-                "violations": [v.to_dict() for v in result.violations],
-                "dryRun": _dry_run(instance),
-            },
-        }
+        spec = ResourceGraphSpec(
+            source=SourceRef.of(instance),
+            metadata=RenderMetadata(
+                module_name=served.module_name or served.transform,
+                module_version=module.version or served.module_version or "",
+                platform_ref=module.reference
+                if pinned is None
+                else f"{pinned['type']}:{pinned['ref']}",
+                render_hash=result.render_hash,
+                rendered_at=timestamp(),
+                transform=served.transform,
+                allowed_namespaces=served.allowed_namespaces,
+                allow_cluster_scoped=served.allow_cluster_scoped,
+            ),
+            nodes=result.graph.nodes,
+            violations=result.violations,
+            dry_run=_dry_run(instance),
+        )
+        graph = resource_graph_object(
+            graph_name,
+            metadata["namespace"],
+            instance_labels(served.transform, served.resource_type.kind, metadata["name"]),
+            instance,
+            spec,
+        )
         await self.client.apply(RESOURCE_GRAPHS, graph, field_manager=FIELD_MANAGER, force=True)
 
     async def _invalid(
@@ -453,7 +467,7 @@ class RenderSummary:
 
 
 def _graph_is_current(
-    graph: dict[str, Any], served: ServedApi, expected_hash: str, instance: dict[str, Any]
+    graph: dict[str, Any], served: ServedKind, expected_hash: str, instance: dict[str, Any]
 ) -> bool:
     """The graph was rendered from exactly this module, these policies, this input and this
     namespace policy."""

@@ -46,7 +46,7 @@ from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
-from pequod.operator.registry import ApiRegistry, InstanceKey, ServedApi
+from pequod.operator.serving import ServedApi, ServedKind, ServedKinds
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
 
@@ -74,8 +74,7 @@ class TransformReconciler:
         self,
         client: KubeClient,
         manager: Manager,
-        registry: ApiRegistry,
-        instances: Controller[InstanceKey],
+        kinds: ServedKinds,
         writer: ObjectWriter,
         cue_settings: CueSettings | None = None,
         resolver: ModuleResolver | None = None,
@@ -90,8 +89,7 @@ class TransformReconciler:
         )
         self.fetcher = self.resolver.fetcher
         self.manager = manager
-        self.registry = registry
-        self.instances = instances
+        self.kinds = kinds
         self.writer = writer
         self.events = writer.events
         self.cue_settings = cue_settings
@@ -102,7 +100,13 @@ class TransformReconciler:
             log_context=lambda name: {"kind": "Transform", "name": name},
         )
         self.informer: Informer = manager.informer(TRANSFORMS)
-        self.controller.watch(self.informer, lambda e: [e.object["metadata"]["name"]])
+        # Not the Transform's own status writes (its instance count among them): nothing a
+        # reconcile decides comes from a status it did not write itself.
+        self.controller.watch(
+            self.informer,
+            lambda e: [e.object["metadata"]["name"]],
+            predicate=spec_or_metadata_changed,
+        )
         # The ConfigMap each Transform's module comes from, and who uses each ConfigMap's
         # informer (one per ConfigMap, stopped when no Transform names it any more).
         self._config_map_of: dict[str, tuple[str, str]] = {}
@@ -132,10 +136,45 @@ class TransformReconciler:
     # -- serving ---------------------------------------------------------------------------
 
     async def _serve(self, transform: dict[str, Any], status: dict[str, Any]) -> Result:
+        """resolve the modules → generate the CRD → keep the served name → check ownership
+        and compatibility → apply the CRD → wait until Established → register the served
+        kind → write the status."""
         name = transform["metadata"]["name"]
         spec = transform["spec"]
-        generation = transform["metadata"].get("generation")
         reference = ModuleReference.from_spec(spec["cueRef"])
+        module, policies = await self._resolve_modules(name, spec, reference)
+        generated = await self._generate_crd(name, spec, module)
+        generated, existing, kept_plural = await self._keep_the_served_name(name, status, generated)
+        crd = generated.crd
+        crd["metadata"].setdefault("annotations", {})[CRD_HASH_ANNOTATION] = _hash(crd)
+        if existing is not None:
+            self._check_ownership(name, existing)
+            self._check_compatibility(transform, existing, crd)
+        live = await self._apply_crd(name, crd, existing)
+        if not self._established(live):
+            status["phase"] = "Generating"
+            status = _with_conditions(
+                status,
+                "Ready",
+                False,
+                "Establishing",
+                f"waiting for {crd['metadata']['name']}",
+                transform["metadata"].get("generation"),
+            )
+            await self.writer.write_status(TRANSFORMS, transform, status)
+            return Result(requeue_after=ESTABLISH_POLL_SECONDS)
+        served = self._register(transform, generated, module, policies)
+        await self._write_serving(transform, status, served, generated, kept_plural)
+        if reference.floating and self.fetcher is not None:
+            # A tag or branch may move: look again once its resolution has expired.
+            return Result(requeue_after=self.fetcher.settings.resolve_ttl)
+        return DONE
+
+    async def _resolve_modules(
+        self, name: str, spec: dict[str, Any], reference: ModuleReference
+    ) -> tuple[ModuleSource, tuple[ModuleSource, ...]]:
+        """The Transform's module and its policies, from sources it is allowed to name; the
+        module's ConfigMap (if it comes from one) is watched."""
         policy_references = [ModuleReference.from_spec(p) for p in spec.get("policies", [])]
         try:
             for checked in (reference, *policy_references):
@@ -162,6 +201,11 @@ class TransformReconciler:
                 str(error),
                 requeue_after=FETCH_RETRY_SECONDS if reference.remote else None,
             ) from None
+        return module, tuple(policies)
+
+    async def _generate_crd(
+        self, name: str, spec: dict[str, Any], module: ModuleSource
+    ) -> GeneratedApi:
         requested = ApiDefinition(
             name=name,
             group=spec.get("group") or DEFAULT_GROUP,
@@ -170,25 +214,28 @@ class TransformReconciler:
             short_names=tuple(spec.get("shortNames", ())),
         )
         try:
-            generated = await self._generate(module, requested)
+            return await self._generate(module, requested)
         except (CueError, SchemaError, PolicyError) as error:
             raise TransformFailure("SchemaValid", "InvalidModule", str(error)) from None
-        generated, existing, kept_plural = await self._keep_the_served_name(name, status, generated)
-        crd = generated.crd
-        crd_name = crd["metadata"]["name"]
-        crd_hash = _hash(crd)
-        crd["metadata"].setdefault("annotations", {})[CRD_HASH_ANNOTATION] = crd_hash
-        if existing is not None:
-            self._check_ownership(name, existing)
-            self._check_compatibility(transform, existing, crd)
-        live = existing
+
+    async def _apply_crd(
+        self, name: str, crd: dict[str, Any], existing: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        """The CRD as the API server holds it, applied unless its hash says it is unchanged."""
+        crd_hash = crd["metadata"]["annotations"][CRD_HASH_ANNOTATION]
         if (
-            existing is None
-            or existing["metadata"].get("annotations", {}).get(CRD_HASH_ANNOTATION) != crd_hash
+            existing is not None
+            and existing["metadata"].get("annotations", {}).get(CRD_HASH_ANNOTATION) == crd_hash
         ):
-            live = await self.client.apply(CRDS, crd, field_manager=FIELD_MANAGER, force=True)
-            logger.info("CRD applied", transform=name, crd=crd_name)
-        assert live is not None
+            return existing
+        live = await self.client.apply(CRDS, crd, field_manager=FIELD_MANAGER, force=True)
+        logger.info("CRD applied", transform=name, crd=crd["metadata"]["name"])
+        return live
+
+    def _established(self, live: dict[str, Any]) -> bool:
+        """Whether the CRD is Established; its names refused by the API server fail the
+        Transform."""
+        crd_name = live["metadata"]["name"]
         names_refused = condition(
             (live.get("status") or {}).get("conditions") or [], "NamesAccepted"
         )
@@ -200,26 +247,53 @@ class TransformReconciler:
                 "(set spec.kind or spec.shortNames on the Transform)",
                 requeue_after=NAMES_RETRY_SECONDS,
             )
-        if not _established(live):
-            status["phase"] = "Generating"
-            status = _with_conditions(
-                status, "Ready", False, "Establishing", f"waiting for {crd_name}", generation
-            )
-            await self.writer.write_status(TRANSFORMS, transform, status)
-            return Result(requeue_after=ESTABLISH_POLL_SECONDS)
+        return _established(live)
+
+    def _register(
+        self,
+        transform: dict[str, Any],
+        generated: GeneratedApi,
+        module: ModuleSource,
+        policies: tuple[ModuleSource, ...],
+    ) -> ServedApi:
+        spec = transform["spec"]
         definition = generated.definition
-        resource_type = ResourceType(
-            definition.group, definition.version, definition.resolved_kind, definition.plural, True
+        return self.kinds.register(
+            ServedKind(
+                transform=transform["metadata"]["name"],
+                resource_type=ResourceType(
+                    definition.group,
+                    definition.version,
+                    definition.resolved_kind,
+                    definition.plural,
+                    True,
+                ),
+                module=module,
+                policies=policies,
+                allowed_namespaces=tuple(spec.get("allowedNamespaces", ())),
+                allow_cluster_scoped=bool(spec.get("allowClusterScoped", False)),
+                instance_platform_refs=tuple(
+                    ModuleReference.from_spec(r) for r in spec.get("instancePlatformRefs", [])
+                ),
+                module_name=generated.metadata.name,
+                module_version=generated.metadata.version,
+            )
         )
-        served = self._start_serving(
-            transform,
-            resource_type,
-            module,
-            tuple(policies),
-            generated.metadata.name,
-            generated.metadata.version,
-        )
+
+    async def _write_serving(
+        self,
+        transform: dict[str, Any],
+        status: dict[str, Any],
+        served: ServedApi,
+        generated: GeneratedApi,
+        kept_plural: str | None,
+    ) -> None:
+        generation = transform["metadata"].get("generation")
+        module = served.module
+        resource_type = served.resource_type
+        crd_name = generated.crd["metadata"]["name"]
         previous_digest = (status.get("resolvedCueRef") or {}).get("digest")
+        count = served.instance_count
         status.update(
             phase="Ready",
             observedGeneration=generation,
@@ -237,9 +311,7 @@ class TransformReconciler:
                 **({"version": module.version} if module.version else {}),
             },
             # Until the new kind's informer has listed, the stored count is the best known.
-            instances=len(served.informer.store)
-            if served.informer.synced.is_set()
-            else status.get("instances", 0),
+            instances=count if count is not None else status.get("instances", 0),
         )
         conditions = status.get("conditions") or []
         conditions = set_condition(
@@ -254,7 +326,7 @@ class TransformReconciler:
             generation,
         )
         kept = (
-            f"; the plural {definition.plural} is kept from the existing CRD, where the "
+            f"; the plural {resource_type.plural} is kept from the existing CRD, where the "
             f"module's kind alone would give {kept_plural}: set #Metadata.plural to say "
             "which one to serve"
             if kept_plural
@@ -277,10 +349,6 @@ class TransformReconciler:
                 "Serving",
                 f"serving {resource_type.kind} from {module.reference} ({module.digest[:19]})",
             )
-        if reference.floating and self.fetcher is not None:
-            # A tag or branch may move: look again once its resolution has expired.
-            return Result(requeue_after=self.fetcher.settings.resolve_ttl)
-        return DONE
 
     async def _generate(self, module: ModuleSource, requested: ApiDefinition) -> GeneratedApi:
         """The CRD of a module, generated by cue once per module digest and request (and,
@@ -386,68 +454,9 @@ class TransformReconciler:
                 f'Annotate the Transform {ALLOW_BREAKING_CHANGES_ANNOTATION}: "true" to allow it',
             )
 
-    def _start_serving(
-        self,
-        transform: dict[str, Any],
-        resource_type: ResourceType,
-        module: ModuleSource,
-        policies: tuple[ModuleSource, ...],
-        module_name: str | None,
-        module_version: str | None,
-    ) -> ServedApi:
-        name = transform["metadata"]["name"]
-        spec = transform["spec"]
-        current = self.registry.get(name)
-        if current is None or current.resource_type != resource_type:
-            informer = self.manager.informer(resource_type)
-            # Instances coming and going change the Transform's instance count.
-            informer.add_handler(
-                lambda event: (
-                    self.controller.enqueue(name) if event.type in ("ADDED", "DELETED") else None
-                ),
-                replay=False,
-            )
-            self.instances.watch(
-                informer,
-                lambda event: [
-                    InstanceKey(
-                        name,
-                        event.object["metadata"]["namespace"],
-                        event.object["metadata"]["name"],
-                    )
-                ],
-                predicate=spec_or_metadata_changed,
-            )
-            logger.info("watching a new kind", transform=name, resource=str(resource_type))
-        else:
-            informer = current.informer
-        served = ServedApi(
-            transform=name,
-            resource_type=resource_type,
-            module=module,
-            policies=policies,
-            allowed_namespaces=tuple(spec.get("allowedNamespaces", ())),
-            allow_cluster_scoped=bool(spec.get("allowClusterScoped", False)),
-            instance_platform_refs=tuple(
-                ModuleReference.from_spec(r) for r in spec.get("instancePlatformRefs", [])
-            ),
-            informer=informer,
-            module_name=module_name,
-            module_version=module_version,
-        )
-        changed = current is None or _served_fingerprint(current) != _served_fingerprint(served)
-        self.registry.served[name] = served
-        if changed and current is not None:
-            for key in served.instance_keys():
-                self.instances.enqueue(key)
-        return served
-
     async def _stop_serving(self, name: str) -> None:
         await self._watch_config_map(name, None)
-        served = self.registry.served.pop(name, None)
-        if served is not None:
-            await self.manager.remove_informer(served.resource_type)
-            logger.info("stopped watching", transform=name, resource=str(served.resource_type))
+        await self.kinds.deregister(name)
 
     async def _watch_config_map(
         self, transform: str, reference: ModuleReference | None
@@ -504,7 +513,7 @@ class TransformReconciler:
         finalizers = transform["metadata"].get("finalizers", [])
         if TRANSFORM_FINALIZER not in finalizers:
             return DONE
-        served = self.registry.get(name)
+        served = self.kinds.get(name)
         remaining = await self._count_instances(transform, served)
         if remaining:
             status = dict(transform.get("status") or {})
@@ -574,7 +583,7 @@ class TransformReconciler:
             conditions = set_condition(
                 conditions, failure.condition, False, failure.reason, failure.message, generation
             )
-        served = self.registry.get(transform["metadata"]["name"])
+        served = self.kinds.get(transform["metadata"]["name"])
         ready_message = failure.message
         if served is not None:
             ready_message += (
@@ -627,13 +636,3 @@ def _spec_schema(crd: dict[str, Any]) -> dict[str, Any] | None:
     except (KeyError, IndexError):
         return None
     return schema
-
-
-def _served_fingerprint(served: ServedApi) -> tuple[object, ...]:
-    return (
-        served.module.digest,
-        tuple(p.digest for p in served.policies),
-        served.allowed_namespaces,
-        served.allow_cluster_scoped,
-        served.instance_platform_refs,
-    )

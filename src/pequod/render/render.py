@@ -76,6 +76,14 @@ class Renderer:
         self.cache: RenderCache[RenderResult] = RenderCache(cache_entries)
         self.evaluator = RenderEvaluator(settings, max_batch=max_batch)
 
+    @staticmethod
+    def hash(
+        module: ModuleSource, instance: Instance, policies: Sequence[ModuleSource] = ()
+    ) -> str:
+        """The render hash of ``instance`` with ``module`` and ``policies``: what names a
+        render (see :func:`pequod.render.instance.render_hash`)."""
+        return render_hash(module.digest, instance, tuple(p.digest for p in policies))
+
     async def render(
         self,
         module: ModuleSource,
@@ -83,9 +91,12 @@ class Renderer:
         *,
         policies: Sequence[ModuleSource] = (),
         namespaces: NamespacePolicy | None = None,
+        render_hash: str | None = None,
     ) -> RenderResult:
+        """The render of ``instance``; ``render_hash``, when the caller has it already, is
+        :meth:`hash` of the same arguments (not computed twice)."""
         namespaces = namespaces or NamespacePolicy(instance.namespace)
-        hash_value = render_hash(module.digest, instance, tuple(p.digest for p in policies))
+        hash_value = render_hash or self.hash(module, instance, policies)
         cache_key = hash_value + "/" + canonical_json(namespaces.__dict__).decode()
         result = self.cache.get(cache_key)
         if result is not None:

@@ -1,0 +1,204 @@
+"""The kinds the operator serves right now, one per ready Transform, and everything that serving
+a kind takes, registered and deregistered in one place: the kind's informer, the watch that
+sends its instances to the instance controller, and the Transform's ``status.instances``
+(counted here from the informer and written on its own, a few writes for many instances)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import structlog
+
+from pequod.api.resources import TRANSFORMS
+from pequod.delivery.reference import ModuleReference
+from pequod.graph.validate import NamespacePolicy
+from pequod.kube.client import ApiError
+from pequod.kube.controller import Controller, spec_or_metadata_changed
+from pequod.kube.informer import Informer, InformerEvent
+from pequod.kube.manager import Manager
+from pequod.kube.resources import ResourceType
+from pequod.kube.writes import ObjectWriter
+from pequod.module.source import ModuleSource
+
+logger = structlog.get_logger(__name__)
+
+COUNT_WRITE_DELAY_SECONDS = 1.0
+"""How long instance events gather before one write of the count: a burst of creations (or
+deletions) costs a write a second, not one per instance."""
+
+
+@dataclass(frozen=True)
+class InstanceKey:
+    transform: str
+    namespace: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.transform}:{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
+class ServedKind:
+    """What a Transform serves: its kind, and what its instances are rendered with."""
+
+    transform: str
+    resource_type: ResourceType
+    module: ModuleSource
+    policies: tuple[ModuleSource, ...]
+    allowed_namespaces: tuple[str, ...]
+    allow_cluster_scoped: bool
+    instance_platform_refs: tuple[ModuleReference, ...]
+    module_name: str | None = None
+    module_version: str | None = None
+
+    def namespace_policy(self, namespace: str) -> NamespacePolicy:
+        return NamespacePolicy(namespace, self.allowed_namespaces, self.allow_cluster_scoped)
+
+    def render_inputs(self) -> tuple[object, ...]:
+        """What the instances' renders depend on: when it changes, every instance renders
+        again."""
+        return (
+            self.module.digest,
+            tuple(p.digest for p in self.policies),
+            self.allowed_namespaces,
+            self.allow_cluster_scoped,
+            self.instance_platform_refs,
+        )
+
+
+@dataclass
+class ServedApi:
+    """A served kind with its informer (the instances); ``kind`` changes in place when the
+    Transform serves the same kind with a new module."""
+
+    kind: ServedKind
+    informer: Informer
+    count_write: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def transform(self) -> str:
+        return self.kind.transform
+
+    @property
+    def resource_type(self) -> ResourceType:
+        return self.kind.resource_type
+
+    @property
+    def module(self) -> ModuleSource:
+        return self.kind.module
+
+    @property
+    def instance_count(self) -> int | None:
+        """How many instances there are; None until the informer has listed."""
+        return len(self.informer.store) if self.informer.synced.is_set() else None
+
+    def instance_keys(self) -> list[InstanceKey]:
+        return [
+            InstanceKey(self.transform, obj["metadata"]["namespace"], obj["metadata"]["name"])
+            for obj in self.informer.list()
+        ]
+
+
+class ServedKinds:
+    """Registers and deregisters served kinds (kro's register/deregister of a dynamic
+    controller). The instance controller receives the instances' events through
+    :meth:`deliver_instances_to`."""
+
+    def __init__(
+        self,
+        manager: Manager,
+        writer: ObjectWriter,
+        *,
+        count_write_delay: float = COUNT_WRITE_DELAY_SECONDS,
+    ) -> None:
+        self.manager = manager
+        self.writer = writer
+        self.count_write_delay = count_write_delay
+        self.transforms: Informer = manager.informer(TRANSFORMS)
+        self.served: dict[str, ServedApi] = {}
+        self._instances: Controller[InstanceKey] | None = None
+
+    def deliver_instances_to(self, controller: Controller[InstanceKey]) -> None:
+        self._instances = controller
+
+    def get(self, transform: str) -> ServedApi | None:
+        return self.served.get(transform)
+
+    def register(self, kind: ServedKind) -> ServedApi:
+        """Serves ``kind`` (again): a new kind gets its informer and instance watch; new render
+        inputs for a kind already served bring each of its instances back."""
+        name = kind.transform
+        served = self.served.get(name)
+        if served is None or served.resource_type != kind.resource_type:
+            served = self.served[name] = ServedApi(kind, self._watch(name, kind.resource_type))
+            return served
+        previous, served.kind = served.kind, kind
+        if previous.render_inputs() != kind.render_inputs():
+            assert self._instances is not None
+            for key in served.instance_keys():
+                self._instances.enqueue(key)
+        return served
+
+    async def deregister(self, transform: str) -> None:
+        """Stops serving a Transform's kind: its informer stops, its count is no longer
+        written."""
+        served = self.served.pop(transform, None)
+        if served is None:
+            return
+        if served.count_write is not None:
+            served.count_write.cancel()
+        await self.manager.remove_informer(served.resource_type)
+        logger.info("stopped watching", transform=transform, resource=str(served.resource_type))
+
+    def _watch(self, transform: str, resource_type: ResourceType) -> Informer:
+        assert self._instances is not None, "deliver_instances_to first"
+        informer = self.manager.informer(resource_type)
+
+        def count_changed(event: InformerEvent) -> None:
+            if event.type in ("ADDED", "DELETED"):
+                self._write_count_soon(transform)
+
+        informer.add_handler(count_changed, replay=False)
+        self._instances.watch(
+            informer,
+            lambda event: [
+                InstanceKey(
+                    transform,
+                    event.object["metadata"]["namespace"],
+                    event.object["metadata"]["name"],
+                )
+            ],
+            predicate=spec_or_metadata_changed,
+        )
+        logger.info("watching a new kind", transform=transform, resource=str(resource_type))
+        return informer
+
+    def _write_count_soon(self, transform: str) -> None:
+        served = self.served.get(transform)
+        if served is None or served.count_write is not None:
+            return  # not served (yet), or a write is already on its way
+        served.count_write = asyncio.create_task(
+            self._write_count(served), name=f"instance count {transform}"
+        )
+
+    async def _write_count(self, served: ServedApi) -> None:
+        await asyncio.sleep(self.count_write_delay)
+        # Events from here on start the next write.
+        served.count_write = None
+        count = served.instance_count
+        transform = self.transforms.get(served.transform)
+        if count is None or transform is None or transform["metadata"].get("deletionTimestamp"):
+            return  # the deletion's reconcile writes the count it waits for
+        if (transform.get("status") or {}).get("instances") == count:
+            return
+        try:
+            # Only the count: a merge patch of the one field leaves the rest of the status as
+            # the Transform's reconcile last wrote it, whatever the cache has seen of that.
+            await self.writer.write_status(TRANSFORMS, transform, {"instances": count})
+        except ApiError as error:
+            logger.warning(
+                "instance count not written", transform=served.transform, error=str(error)
+            )
+            if error.transient:
+                self._write_count_soon(served.transform)
