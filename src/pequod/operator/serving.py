@@ -23,9 +23,10 @@ from pequod.module.source import ModuleSource
 
 logger = structlog.get_logger(__name__)
 
-COUNT_WRITE_DELAY_SECONDS = 1.0
-"""How long instance events gather before one write of the count: a burst of creations (or
-deletions) costs a write a second, not one per instance."""
+COUNT_WRITE_INTERVAL_SECONDS = 1.0
+"""The least time between two writes of a Transform's instance count. The first change is
+written at once; the changes that come during the interval after a write gather into one
+write: a burst of creations (or deletions) costs a write a second, not one per instance."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,7 @@ class ServedApi:
     kind: ServedKind
     informer: Informer
     count_write: asyncio.Task[None] | None = field(default=None, repr=False)
+    count_changed: bool = field(default=False, repr=False)
 
     @property
     def transform(self) -> str:
@@ -110,11 +112,11 @@ class ServedKinds:
         manager: Manager,
         writer: ObjectWriter,
         *,
-        count_write_delay: float = COUNT_WRITE_DELAY_SECONDS,
+        count_write_interval: float = COUNT_WRITE_INTERVAL_SECONDS,
     ) -> None:
         self.manager = manager
         self.writer = writer
-        self.count_write_delay = count_write_delay
+        self.count_write_interval = count_write_interval
         self.transforms: Informer = manager.informer(TRANSFORMS)
         self.served: dict[str, ServedApi] = {}
         self._instances: Controller[InstanceKey] | None = None
@@ -176,16 +178,25 @@ class ServedKinds:
 
     def _write_count_soon(self, transform: str) -> None:
         served = self.served.get(transform)
-        if served is None or served.count_write is not None:
-            return  # not served (yet), or a write is already on its way
-        served.count_write = asyncio.create_task(
-            self._write_count(served), name=f"instance count {transform}"
-        )
+        if served is None:
+            return
+        served.count_changed = True
+        if served.count_write is None:
+            served.count_write = asyncio.create_task(
+                self._write_counts(served), name=f"instance count {transform}"
+            )
+
+    async def _write_counts(self, served: ServedApi) -> None:
+        """Writes the count while it keeps changing, at most once an interval."""
+        try:
+            while served.count_changed:
+                served.count_changed = False
+                await self._write_count(served)
+                await asyncio.sleep(self.count_write_interval)
+        finally:
+            served.count_write = None
 
     async def _write_count(self, served: ServedApi) -> None:
-        await asyncio.sleep(self.count_write_delay)
-        # Events from here on start the next write.
-        served.count_write = None
         count = served.instance_count
         transform = self.transforms.get(served.transform)
         if count is None or transform is None or transform["metadata"].get("deletionTimestamp"):
@@ -201,4 +212,4 @@ class ServedKinds:
                 "instance count not written", transform=served.transform, error=str(error)
             )
             if error.transient:
-                self._write_count_soon(served.transform)
+                served.count_changed = True  # again after the interval
