@@ -70,7 +70,14 @@ def graph(*names: str, depends: dict[str, str] | None = None) -> dict[str, Any]:
 
 
 def executor(api: ScriptedApi, backoff: FailureCounts[tuple[str, str]]) -> GraphExecutor:
-    return GraphExecutor(cast(KubeClient, api), cast(Discovery, api), api, backoff=backoff)
+    return GraphExecutor(
+        cast(KubeClient, api),
+        cast(Discovery, api),
+        api,
+        apply_concurrency=8,
+        ready_timeout=600.0,
+        backoff=backoff,
+    )
 
 
 async def test_transient_errors_back_off_exponentially_per_node() -> None:

@@ -137,6 +137,8 @@ def executor(cluster: FakeCluster) -> GraphExecutor:
         cast(KubeClient, cluster),
         cast(Discovery, cluster),
         FakeLive(cluster),
+        apply_concurrency=8,
+        ready_timeout=600.0,
         backoff=FailureCounts(Backoff()),
     )
 

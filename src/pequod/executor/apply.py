@@ -59,8 +59,8 @@ class GraphExecutor:
         discovery: Discovery,
         live: LiveObjects,
         *,
-        apply_concurrency: int = 8,
-        ready_timeout: float = 600.0,
+        apply_concurrency: int,
+        ready_timeout: float,
         backoff: FailureCounts[tuple[str, str]] | None = None,
     ) -> None:
         self.client = client

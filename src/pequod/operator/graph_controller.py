@@ -44,9 +44,9 @@ class GraphReconciler:
         manager: Manager,
         writer: ObjectWriter,
         *,
-        concurrency: int = 4,
-        apply_concurrency: int = 8,
-        ready_timeout: float = 600.0,
+        concurrency: int,
+        apply_concurrency: int,
+        ready_timeout: float,
     ) -> None:
         self.client = client
         self.writer = writer

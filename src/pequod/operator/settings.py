@@ -13,7 +13,14 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pequod.api.names import OPERATOR_NAMESPACE
+from pequod.cue.runner import DEFAULT_TIMEOUT_SECONDS
+from pequod.delivery.cache import DEFAULT_MAX_BYTES
+from pequod.delivery.fetcher import FetchSettings
 from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES
+from pequod.render.evaluate import DEFAULT_MAX_BATCH
+
+# The offline engine's own defaults, which the operator's flags start from (stated there once).
+_FETCH = FetchSettings()
 
 T = TypeVar("T")
 
@@ -72,9 +79,9 @@ class ControllerSettings:
 
 @dataclass(frozen=True)
 class RenderSettings:
-    cue_timeout: float = setting(10.0, "--cue-timeout")
+    cue_timeout: float = setting(DEFAULT_TIMEOUT_SECONDS, "--cue-timeout")
     batch_size: int = setting(
-        32,
+        DEFAULT_MAX_BATCH,
         "--render-batch-size",
         "most instances of one module evaluated by one cue process (1: one per render)",
     )
@@ -97,13 +104,22 @@ class ApplySettings:
 @dataclass(frozen=True)
 class ModuleSettings:
     cache_dir: str | None = setting(
-        None, "--module-cache-dir", "where OCI and Git modules are cached ($PEQUOD_MODULE_CACHE)"
+        None,
+        "--module-cache-dir",
+        "the module cache's root: OCI and Git modules, inline and ConfigMap module files, "
+        "cue's answers about #Input ($PEQUOD_MODULE_CACHE)",
     )
-    cache_mib: int = setting(512, "--module-cache-size", "MiB of cached modules (LRU beyond)")
+    cache_mib: int = setting(
+        DEFAULT_MAX_BYTES // (1024 * 1024),
+        "--module-cache-size",
+        "MiB of cached modules (LRU beyond)",
+    )
     resolve_ttl: float = setting(
-        60.0, "--module-resolve-ttl", "seconds a tag or branch resolution is trusted"
+        _FETCH.resolve_ttl, "--module-resolve-ttl", "seconds a tag or branch resolution is trusted"
     )
-    fetch_timeout: float = setting(30.0, "--module-fetch-timeout", "seconds per registry/git call")
+    fetch_timeout: float = setting(
+        _FETCH.timeout, "--module-fetch-timeout", "seconds per registry/git call"
+    )
     source_namespaces: tuple[str, ...] = setting(
         (),
         "--module-source-namespaces",
