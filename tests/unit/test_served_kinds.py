@@ -9,6 +9,7 @@ import asyncio
 from pathlib import Path
 from typing import Any, cast
 
+from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
 from pequod.kube.client import KubeClient
 from pequod.kube.controller import DONE, Controller, Result
@@ -18,7 +19,7 @@ from pequod.kube.resources import ResourceType
 from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleSource
 from pequod.operator.instance_controller import InstanceReconciler
-from pequod.operator.serving import InstanceKey, ServedKind, ServedKinds
+from pequod.operator.serving import InstanceKey, ServedKind, ServedKinds, instance_event_matters
 
 KIND = ResourceType("example.io", "v1", "Widget", "widgets", True)
 
@@ -187,3 +188,30 @@ async def test_graph_events_that_cannot_change_the_instance_do_not_enqueue_it() 
     # Relisted after a gap in the watch, with a status the instance has not seen.
     assert matters(InformerEvent("ADDED", reported))
     assert not matters(InformerEvent("ADDED", _graph()))
+
+
+def _with_finalizers(finalizers: list[str], generation: int = 1) -> dict[str, object]:
+    return {
+        "metadata": {
+            "name": "web",
+            "namespace": "ns",
+            "generation": generation,
+            "finalizers": finalizers,
+        }
+    }
+
+
+def test_the_echo_of_the_instance_finalizer_does_not_enqueue_the_with_finalizers() -> None:
+    added = InformerEvent("MODIFIED", _with_finalizers([INSTANCE_FINALIZER]), _with_finalizers([]))
+    assert not instance_event_matters(added)
+    removed = InformerEvent(
+        "MODIFIED", _with_finalizers([]), _with_finalizers([INSTANCE_FINALIZER])
+    )
+    assert instance_event_matters(removed)
+    other = InformerEvent("MODIFIED", _with_finalizers(["example.com/other"]), _with_finalizers([]))
+    assert instance_event_matters(other)
+    with_spec = InformerEvent(
+        "MODIFIED", _with_finalizers([INSTANCE_FINALIZER], generation=2), _with_finalizers([])
+    )
+    assert instance_event_matters(with_spec)
+    assert instance_event_matters(InformerEvent("ADDED", _with_finalizers([INSTANCE_FINALIZER])))

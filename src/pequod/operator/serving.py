@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
 from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
@@ -171,7 +172,7 @@ class ServedKinds:
                     event.object["metadata"]["name"],
                 )
             ],
-            predicate=spec_or_metadata_changed,
+            predicate=instance_event_matters,
         )
         logger.info("watching a new kind", transform=transform, resource=str(resource_type))
         return informer
@@ -213,3 +214,20 @@ class ServedKinds:
             )
             if error.transient:
                 served.count_changed = True  # again after the interval
+
+
+def instance_event_matters(event: InformerEvent) -> bool:
+    """Whether an instance's event needs a reconcile: not its own status writes
+    (:func:`spec_or_metadata_changed`), and not the echo of the instance controller adding its
+    finalizer (the reconcile that added it went on to render in the same pass)."""
+    if not spec_or_metadata_changed(event):
+        return False
+    if event.type != "MODIFIED" or event.old is None:
+        return True
+    new, old = event.object["metadata"], event.old["metadata"]
+    added = [f for f in new.get("finalizers") or [] if f not in (old.get("finalizers") or [])]
+    unchanged = all(
+        new.get(field) == old.get(field)
+        for field in ("generation", "labels", "annotations", "deletionTimestamp", "ownerReferences")
+    )
+    return not (unchanged and added == [INSTANCE_FINALIZER])
