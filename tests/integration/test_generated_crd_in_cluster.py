@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from pequod.api.ownership import crd_labels
 from pequod.controlplane import ControlPlane
 from pequod.crdgen.crd import ApiDefinition
 from pequod.crdgen.generate import generate_api
@@ -38,7 +39,9 @@ def kubectl(
 @pytest.fixture(scope="module")
 def webservice_crd(control_plane: ControlPlane) -> str:
     module = load_embedded("embedded:webservice@1.1.0")
-    generated = asyncio.run(generate_api(module, ApiDefinition(name="webservice")))
+    generated = asyncio.run(
+        generate_api(module, ApiDefinition(name="webservice"), labels=crd_labels("webservice"))
+    )
     applied = kubectl(control_plane, "apply", "-f", "-", stdin=yaml.safe_dump(generated.crd))
     assert applied.returncode == 0, applied.stderr
     name: str = generated.crd["metadata"]["name"]
@@ -115,7 +118,11 @@ def test_all_embedded_crds_are_structural(control_plane: ControlPlane, tmp_path:
         ("embedded:database@1.0.0", "database"),
         ("embedded:webservice@1.0.0", "web"),
     ):
-        generated = asyncio.run(generate_api(load_embedded(reference), ApiDefinition(name=name)))
+        generated = asyncio.run(
+            generate_api(
+                load_embedded(reference), ApiDefinition(name=name), labels=crd_labels(name)
+            )
+        )
         dry_run = kubectl(
             control_plane,
             "apply",

@@ -41,10 +41,14 @@ class FakeManager:
 class FakeWriter:
     def __init__(self) -> None:
         self.writes: list[tuple[str, dict[str, Any]]] = []
+        self.failures: list[BaseException] = []
+        """Raised, in order, by the next writes (the API server down)."""
 
     async def write_status(
         self, rt: ResourceType, obj: dict[str, Any], status: dict[str, Any]
     ) -> bool:
+        if self.failures:
+            raise self.failures.pop(0)
         self.writes.append((obj["metadata"]["name"], status))
         obj.setdefault("status", {}).update(status)  # as the cache sees the write come back
         return True
@@ -114,6 +118,20 @@ async def test_changes_during_the_interval_gather_into_one_write() -> None:
     assert served.count_write is not None
     await served.count_write
     assert writer.writes == [("widgets", {"instances": 1}), ("widgets", {"instances": 3})]
+
+
+async def test_a_count_write_that_cannot_connect_is_tried_again() -> None:
+    kinds, manager, writer, _ = _served_kinds(interval=0.01)
+    writer.failures = [ConnectionRefusedError("the API server is restarting")]
+    served = kinds.register(_kind())
+    informer = manager.informers[KIND]
+    informer.synced.set()
+    obj = _instance("w")
+    informer.store["default/w"] = obj
+    informer._dispatch(InformerEvent("ADDED", obj))
+    assert served.count_write is not None
+    await served.count_write  # raises if the error escaped the task
+    assert writer.writes == [("widgets", {"instances": 1})]
 
 
 async def test_an_unchanged_count_is_not_written() -> None:

@@ -14,7 +14,7 @@ from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
 from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
-from pequod.kube.client import ApiError
+from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError
 from pequod.kube.controller import Controller, spec_or_metadata_changed
 from pequod.kube.informer import Informer, InformerEvent
 from pequod.kube.manager import Manager
@@ -208,12 +208,14 @@ class ServedKinds:
             # Only the count: a merge patch of the one field leaves the rest of the status as
             # the Transform's reconcile last wrote it, whatever the cache has seen of that.
             await self.writer.write_status(TRANSFORMS, transform, {"instances": count})
-        except ApiError as error:
+        except API_OR_TRANSPORT_ERRORS as error:
+            # This task is nobody's to await: an error must end here, and a transient one
+            # (the API server restarting) tries again after the interval.
             logger.warning(
                 "instance count not written", transform=served.transform, error=str(error)
             )
-            if error.transient:
-                served.count_changed = True  # again after the interval
+            if not isinstance(error, ApiError) or error.transient:
+                served.count_changed = True
 
 
 def instance_event_matters(event: InformerEvent) -> bool:
