@@ -20,6 +20,7 @@ from pequod.api.names import (
 from pequod.api.ownership import MANAGED_SELECTOR, instance_labels
 from pequod.api.resource_graph import (
     RenderMetadata,
+    ResourceGraph,
     ResourceGraphSpec,
     SourceRef,
     resource_graph_object,
@@ -30,7 +31,6 @@ from pequod.cue.runner import CueError
 from pequod.delivery.reference import ModuleReference
 from pequod.delivery.resolver import ModuleResolver
 from pequod.delivery.source_namespaces import SourceNamespaces
-from pequod.graph.model import Violation
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.conditions import condition, is_true, set_condition
 from pequod.kube.controller import DONE, Controller, Result
@@ -129,8 +129,9 @@ class InstanceReconciler:
             )
             return DONE
         graph_name = resource_graph_name(served.resource_type.kind, key.name)
-        graph = self.graphs.get(f"{key.namespace}/{graph_name}")
-        if graph is not None and graph["metadata"].get("deletionTimestamp"):
+        stored = self.graphs.get(f"{key.namespace}/{graph_name}")
+        graph = ResourceGraph.parse(stored) if stored is not None else None
+        if graph is not None and graph.deleting:
             # Deleted under a live instance: its controller lets it go (keeping the objects)
             # and its DELETED event brings this instance back to write the new one. Writing
             # to the graph while it goes would only race that.
@@ -147,8 +148,7 @@ class InstanceReconciler:
             return DONE
         # Nothing the render depends on changed since this graph was written (a resync, a
         # restart, a status change): no cue run and no graph write.
-        graph_status = graph.get("status") or {}
-        if graph_status.get("observedGeneration") != graph["metadata"].get("generation"):
+        if not graph.status_is_current:
             return DONE  # the graph's controller has not reported on this graph yet
         await self._write_status(
             instance,
@@ -158,7 +158,7 @@ class InstanceReconciler:
             pinned,
             RenderSummary.of_graph(graph),
             graph_name,
-            graph_status,
+            graph.object.get("status") or {},
             instance["metadata"].get("generation"),
         )
         return DONE
@@ -448,36 +448,27 @@ class RenderSummary:
     render_hash: str
 
     @classmethod
-    def of_graph(cls, graph: dict[str, Any]) -> RenderSummary:
-        spec = graph["spec"]
-        violations = list(spec.get("violations") or [])
+    def of_graph(cls, graph: ResourceGraph) -> RenderSummary:
+        spec = graph.spec
         return cls(
-            len(spec.get("nodes") or []),
-            violations,
-            [
-                str(
-                    Violation(
-                        v["path"], v["message"], v.get("severity", "Error"), v.get("source", "")
-                    )
-                )
-                for v in violations
-            ],
-            spec["metadata"]["renderHash"],
+            len(spec.nodes),
+            [v.to_dict() for v in spec.violations],
+            [str(v) for v in spec.violations],
+            spec.metadata.render_hash,
         )
 
 
 def _graph_is_current(
-    graph: dict[str, Any], served: ServedKind, expected_hash: str, instance: dict[str, Any]
+    graph: ResourceGraph, served: ServedKind, expected_hash: str, instance: dict[str, Any]
 ) -> bool:
     """The graph was rendered from exactly this module, these policies, this input and this
     namespace policy."""
-    spec = graph.get("spec") or {}
-    metadata = spec.get("metadata") or {}
+    metadata = graph.spec.metadata
     return (
-        metadata.get("renderHash") == expected_hash
-        and bool(spec.get("dryRun")) == _dry_run(instance)
-        and list(metadata.get("allowedNamespaces") or []) == list(served.allowed_namespaces)
-        and bool(metadata.get("allowClusterScoped")) == served.allow_cluster_scoped
+        metadata.render_hash == expected_hash
+        and graph.spec.dry_run == _dry_run(instance)
+        and metadata.allowed_namespaces == tuple(served.allowed_namespaces)
+        and metadata.allow_cluster_scoped == served.allow_cluster_scoped
     )
 
 
