@@ -61,7 +61,9 @@ class _Evaluator:
         self.output = output
         self.calls = 0
 
-    async def evaluate(self, module: ModuleSource, instance: Instance) -> dict[str, Any]:
+    async def evaluate(
+        self, module: ModuleSource, instance: Instance, observed: Any = None
+    ) -> dict[str, Any]:
         self.calls += 1
         return {"output": self.output, "input": {"spec": {}}}
 

@@ -13,7 +13,7 @@ import pytest
 from pequod.cue.runner import CueError
 from pequod.module.source import ModuleSource
 from pequod.render import evaluate
-from pequod.render.evaluate import RenderError, RenderEvaluator
+from pequod.render.evaluate import Evaluation, RenderError, RenderEvaluator
 from pequod.render.instance import Instance
 
 MODULE = ModuleSource(Path("/nonexistent"), "inline", "sha256:" + "0" * 64)
@@ -25,14 +25,20 @@ class FakeCue:
         self.batches: list[list[str]] = []
         self.release = asyncio.Event()
 
-    async def one(self, module: Any, instance: Instance, settings: Any) -> dict[str, Any]:
+    async def one(
+        self, module: Any, evaluation: Evaluation, settings: Any, purpose: Any = None
+    ) -> dict[str, Any]:
+        instance = evaluation.instance
         self.batches.append([instance.name])
         await self.release.wait()
         if instance.name in self.failing:
             raise RenderError(f"{instance.name}: bad", [])
         return {"input": {"name": instance.name}, "output": {"nodes": []}}
 
-    async def many(self, module: Any, instances: list[Instance], settings: Any) -> list[Any]:
+    async def many(
+        self, module: Any, evaluations: list[Evaluation], settings: Any, purpose: Any = None
+    ) -> list[Any]:
+        instances = [e.instance for e in evaluations]
         self.batches.append([i.name for i in instances])
         await self.release.wait()
         if any(i.name in self.failing for i in instances):

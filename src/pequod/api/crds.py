@@ -193,9 +193,41 @@ def resource_graph_crd() -> dict[str, Any]:
                     "transform": _STRING,
                     "allowedNamespaces": {"type": "array", "items": _STRING},
                     "allowClusterScoped": {"type": "boolean"},
+                    "inputHash": _STRING,
                 },
             },
             "nodes": {"type": "array", "items": structural(NODE_SCHEMA)},
+            "observe": {
+                "type": "object",
+                "description": "What the render read of live state (the module's #Observe): "
+                "paths of its own nodes' objects, and the objects it references.",
+                "properties": {
+                    "nodes": {
+                        "type": "object",
+                        "additionalProperties": {"type": "array", "items": _STRING},
+                    },
+                    "references": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["name", "apiVersion", "kind", "objectName", "namespace"],
+                            "properties": {
+                                "name": _STRING,
+                                "apiVersion": _STRING,
+                                "kind": _STRING,
+                                "objectName": _STRING,
+                                "namespace": _STRING,
+                                "paths": {"type": "array", "items": _STRING},
+                            },
+                        },
+                    },
+                },
+            },
+            "instanceStatus": {
+                **preserve,
+                "description": "The module's status fields (#Render.status), written into "
+                "the instance's status.",
+            },
             "violations": {"type": "array", "items": preserve},
             "dryRun": {
                 "type": "boolean",
@@ -228,6 +260,12 @@ def resource_graph_crd() -> dict[str, Any]:
                         "appliedAt": _STRING,
                     },
                 },
+            },
+            "observed": {
+                "type": "object",
+                "description": "Per node id: the paths of its live object that spec.observe "
+                "names, as found.",
+                "additionalProperties": preserve,
             },
             "inventory": {
                 "type": "array",

@@ -14,6 +14,7 @@ from pequod.api.names import (
 )
 from pequod.graph.model import Node, Violation
 from pequod.graph.validate import api_group
+from pequod.render.observe import NO_DECLARATION, Declaration
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class RenderMetadata:
     transform: str = ""
     allowed_namespaces: tuple[str, ...] = ()
     allow_cluster_scoped: bool = False
+    input_hash: str = ""
+    """For a render that reads live state: the render hash of its module, policies and input
+    alone, which keys what it reads (``spec.observe``) so a resync needs no ``cue`` run to
+    know it."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RenderMetadata:
@@ -67,10 +72,12 @@ class RenderMetadata:
             transform=data.get("transform", ""),
             allowed_namespaces=tuple(data.get("allowedNamespaces") or ()),
             allow_cluster_scoped=bool(data.get("allowClusterScoped", False)),
+            input_hash=data.get("inputHash", ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            **({"inputHash": self.input_hash} if self.input_hash else {}),
             "name": self.module_name,
             "version": self.module_version,
             "platformRef": self.platform_ref,
@@ -89,6 +96,11 @@ class ResourceGraphSpec:
     nodes: tuple[Node, ...]
     violations: tuple[Violation, ...] = ()
     dry_run: bool = False
+    observe: Declaration = NO_DECLARATION
+    """What the render read (:mod:`pequod.render.observe`); the graph's controller reports
+    the declared values of its own nodes in ``status.observed``."""
+    instance_status: dict[str, Any] = field(default_factory=dict)
+    """``#Render.status``: what the instance controller writes into the instance's status."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceGraphSpec:
@@ -98,15 +110,21 @@ class ResourceGraphSpec:
             nodes=tuple(Node.from_dict(n) for n in data.get("nodes") or ()),
             violations=tuple(Violation.from_dict(v) for v in data.get("violations") or ()),
             dry_run=bool(data.get("dryRun", False)),
+            observe=Declaration.from_dict(data.get("observe")),
+            instance_status=dict(data.get("instanceStatus") or {}),
         )
 
     def to_dict(self) -> dict[str, Any]:
+        # The fields of live state are written only when a render has them, so the graphs
+        # of modules without it are stored exactly as before.
         return {
             "sourceRef": self.source.to_dict(),
             "metadata": self.metadata.to_dict(),
             "nodes": [node.to_dict() for node in self.nodes],
             "violations": [v.to_dict() for v in self.violations],
             "dryRun": self.dry_run,
+            **({"observe": self.observe.to_dict()} if not self.observe.empty else {}),
+            **({"instanceStatus": self.instance_status} if self.instance_status else {}),
         }
 
 
@@ -177,10 +195,13 @@ class ResourceGraphStatus:
     inventory: tuple[InventoryEntry, ...] = ()
     applied_at: dict[str, str] = field(default_factory=dict)
     """Per node id: when the node's object was last applied."""
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per node id: the declared paths of its live object that were found (``spec.observe``)."""
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResourceGraphStatus:
         return cls(
+            observed=dict(data.get("observed") or {}),
             phase=data.get("phase", ""),
             observed_generation=data.get("observedGeneration"),
             inventory=tuple(InventoryEntry.from_dict(e) for e in data.get("inventory") or ()),

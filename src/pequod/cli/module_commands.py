@@ -26,6 +26,7 @@ from pequod.graph.validate import NamespacePolicy
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
+from pequod.render.observe import ObserveError, observed_document
 from pequod.render.render import Renderer, RenderError, RenderResult
 from pequod.schema.normalize import SchemaError
 from pequod.toolchain.locate import ToolNotFoundError
@@ -87,6 +88,12 @@ def _instance_arguments(parser: argparse.ArgumentParser, *, required: bool) -> N
     )
     parser.add_argument("--allow-cluster-scoped", action="store_true")
     parser.add_argument(
+        "--observed",
+        type=Path,
+        help="YAML of observed values, {nodes: {ID: OBJECT}, references: {NAME: OBJECT}}: "
+        "render as the cluster would with that state (a declared value not in it is pending)",
+    )
+    parser.add_argument(
         "--max-graph-bytes",
         type=int,
         default=DEFAULT_MAX_GRAPH_BYTES,
@@ -138,7 +145,14 @@ def _run(arguments: argparse.Namespace, work: Any) -> int:
         module = ModuleResolver().load(arguments.module)
         result: int = asyncio.run(work(module))
         return result
-    except (ModuleError, InputFileError, SchemaError, PolicyError, ToolNotFoundError) as error:
+    except (
+        ModuleError,
+        InputFileError,
+        SchemaError,
+        PolicyError,
+        ToolNotFoundError,
+        ObserveError,
+    ) as error:
         return _fail([f"error: {error}"])
     except RenderError as error:
         return _fail(
@@ -167,7 +181,36 @@ async def _render_with(arguments: argparse.Namespace, module: ModuleSource) -> R
         arguments.allow_cluster_scoped,
     )
     renderer = Renderer(_settings(arguments), max_graph_bytes=arguments.max_graph_bytes)
-    return await renderer.render(module, instance, policies=policies, namespaces=namespaces)
+    # What the operator does with the live state, with the state from a file: the same
+    # declaration, the same pending values, the same hash.
+    declaration = await renderer.declaration(module, instance)
+    observed = None
+    if not declaration.empty:
+        nodes, references = _observed_file(getattr(arguments, "observed", None))
+        observed = observed_document(declaration, nodes, references)
+    return await renderer.render(
+        module, instance, policies=policies, namespaces=namespaces, observed=observed
+    )
+
+
+def _observed_file(path: Path | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``nodes`` and ``references`` of an observed-values file (none without one)."""
+    if path is None:
+        return {}, {}
+    try:
+        document = yaml.safe_load(path.read_text()) or {}
+    except OSError as error:
+        raise InputFileError(f"{path}: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise InputFileError(f"{where}: not valid YAML: {error}") from None
+    if not isinstance(document, dict) or not set(document) <= {"nodes", "references"}:
+        raise InputFileError(f"{path}: expected a mapping with nodes and references")
+    nodes, references = document.get("nodes") or {}, document.get("references") or {}
+    if not isinstance(nodes, dict) or not isinstance(references, dict):
+        raise InputFileError(f"{path}: nodes and references map names to objects")
+    return nodes, references
 
 
 def _report_violations(result: RenderResult) -> int:

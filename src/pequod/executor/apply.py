@@ -31,6 +31,7 @@ from pequod.executor.result import (
     ERROR,
     PENDING,
     READY,
+    WAITING,
     ChangeSet,
     NodeStatus,
     PassResult,
@@ -41,6 +42,7 @@ from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
 from pequod.kube.resources import ResourceType
 from pequod.metrics import DAG_EXECUTION_DURATION, DRIFT_CORRECTIONS
+from pequod.render.observe import read_paths
 
 logger = structlog.get_logger(__name__)
 
@@ -101,6 +103,9 @@ class GraphExecutor:
             sorter.add(node.id, *node.depends_on)
         sorter.prepare()
         result = PassResult(statuses, [], dry_run=graph.spec.dry_run)
+        # Values of nodes this pass does not reach stay as the last pass found them.
+        observed_paths = graph.spec.observe.node_paths()
+        result.observed = {k: v for k, v in graph.status.observed.items() if k in observed_paths}
         recorded = [] if result.dry_run else await self._recorded(graph)
         while sorter.is_active():
             ready_ids = sorter.get_ready()
@@ -117,6 +122,7 @@ class GraphExecutor:
             if not progressed:
                 break
         _mark_blocked(nodes, statuses)
+        _mark_waiting(nodes, statuses)
         result.changes = ChangeSet.of_nodes(statuses)
         result.inventory = [inventory[n.id] for n in nodes if n.id in inventory]
         if result.dry_run:
@@ -191,6 +197,12 @@ class GraphExecutor:
         result: PassResult,
     ) -> bool:
         obj = node.object
+        if node.waiting_for:
+            # Rendered before values it holds were known: applying it would write the pending
+            # placeholders. The render that has them replaces this node.
+            status.phase = WAITING
+            status.ready_details = f"waiting for {', '.join(node.waiting_for)}"
+            return False
         try:
             rt = await self.discovery.resource_type(obj["apiVersion"], obj["kind"])
         except UnknownKindError as error:
@@ -238,6 +250,9 @@ class GraphExecutor:
             node_id=node.id,
             deletion_policy=node.deletion_policy,
         )
+        paths = graph.spec.observe.node_paths().get(node.id)
+        if paths:
+            result.observed[node.id] = read_paths(live, paths)
         return self._readiness(node, live, status)
 
     async def _apply(
@@ -301,6 +316,22 @@ def _mark_blocked(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> N
                 status.phase = BLOCKED
                 status.last_error = f"blocked by {', '.join(sorted(blockers))}"
                 failed.add(node.id)
+                changed = True
+
+
+def _mark_waiting(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> None:
+    """Marks Waiting each Pending node that depends, directly or not, on a Waiting one."""
+    waiting = {i for i, s in statuses.items() if s.phase == WAITING}
+    changed = True
+    while changed:
+        changed = False
+        for node in nodes:
+            status = statuses[node.id]
+            blockers = waiting & set(node.depends_on)
+            if status.phase == PENDING and blockers:
+                status.phase = WAITING
+                status.ready_details = f"waits for {', '.join(sorted(blockers))}"
+                waiting.add(node.id)
                 changed = True
 
 

@@ -9,15 +9,29 @@ from typing import Any, Final, Literal
 
 from pequod.api.resource_graph import InventoryEntry
 
-NodePhase = Literal["Pending", "Applying", "Applied", "Ready", "Error", "Blocked", "Planned"]
+NodePhase = Literal[
+    "Pending", "Waiting", "Applying", "Applied", "Ready", "Error", "Blocked", "Planned"
+]
 PENDING: Final = "Pending"
+WAITING: Final = "Waiting"
+"""The node's object needs observed values not known yet (``Node.waiting_for``), or it
+depends on a node that does."""
 APPLYING: Final = "Applying"
 APPLIED: Final = "Applied"
 READY: Final = "Ready"
 ERROR: Final = "Error"
 BLOCKED: Final = "Blocked"
 PLANNED: Final = "Planned"
-PHASES: tuple[NodePhase, ...] = (PENDING, APPLYING, APPLIED, READY, ERROR, BLOCKED, PLANNED)
+PHASES: tuple[NodePhase, ...] = (
+    PENDING,
+    WAITING,
+    APPLYING,
+    APPLIED,
+    READY,
+    ERROR,
+    BLOCKED,
+    PLANNED,
+)
 
 GraphPhase = Literal["Ready", "Executing", "Failed", "DryRun"]
 
@@ -100,6 +114,9 @@ class PassResult:
     dry_run: bool = False
     retry_after: float | None = None
     changes: ChangeSet = field(default_factory=ChangeSet)
+    observed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per node id the graph observes (``spec.observe.nodes``): the declared paths of its
+    live object, as found (written into ``status.observed``)."""
 
     @property
     def phase(self) -> GraphPhase:

@@ -51,6 +51,9 @@ class Node:
     apply_mode: str = "Apply"
     conflict_policy: str = "Error"
     deletion_policy: str = "Delete"
+    waiting_for: tuple[str, ...] = ()
+    """Observed values the object holds that were not known at render (``nodes.ID.PATH``,
+    ``references.NAME.PATH``): the node is not applied until a render has them."""
 
     @property
     def create_only(self) -> bool:
@@ -76,6 +79,7 @@ class Node:
             apply_mode=apply_policy.get("mode", "Apply"),
             conflict_policy=apply_policy.get("conflictPolicy", "Error"),
             deletion_policy=raw.get("deletionPolicy", "Delete"),
+            waiting_for=tuple(raw.get("waitingFor", ())),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -87,6 +91,8 @@ class Node:
             result["readyWhen"] = list(self.ready_when)
         result["applyPolicy"] = {"mode": self.apply_mode, "conflictPolicy": self.conflict_policy}
         result["deletionPolicy"] = self.deletion_policy
+        if self.waiting_for:
+            result["waitingFor"] = list(self.waiting_for)
         return result
 
 

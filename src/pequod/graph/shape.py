@@ -89,16 +89,24 @@ NODE_SCHEMA: dict[str, Any] = {
             },
         },
         "deletionPolicy": {"enum": ["Delete", "Orphan"]},
+        "waitingFor": {"type": "array", "items": {"type": "string"}},
     },
 }
 """One node of a graph, as a module writes it and a ResourceGraph stores it (the
 ResourceGraph CRD's node schema is made from this one: :func:`pequod.api.crds.structural`)."""
 
+MODULE_NODE_SCHEMA: dict[str, Any] = {
+    **NODE_SCHEMA,
+    "properties": {k: v for k, v in NODE_SCHEMA["properties"].items() if k != "waitingFor"},
+}
+"""A node as a module may write it: ``waitingFor`` is Pequod's to set (see
+:mod:`pequod.render.observe`)."""
+
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["nodes"],
     "properties": {
-        "nodes": {"type": "array", "items": NODE_SCHEMA},
+        "nodes": {"type": "array", "items": MODULE_NODE_SCHEMA},
         "violations": {"type": "array", "items": VIOLATION_SCHEMA},
     },
 }

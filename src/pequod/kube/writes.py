@@ -104,10 +104,13 @@ async def write_status(
     *,
     field_manager: str,
 ) -> bool:
-    """Writes ``status`` unless it equals the stored one. Returns whether it wrote."""
+    """Writes ``status`` unless it equals the stored one. Returns whether it wrote. A field
+    whose value is None is removed (a merge patch's null), and is equal to a field not there."""
     stored = obj.get("status") or {}
-    if json.dumps(status, sort_keys=True) == json.dumps(stored, sort_keys=True):
+    effective = {k: v for k, v in status.items() if v is not None}
+    if json.dumps(effective, sort_keys=True) == json.dumps(stored, sort_keys=True):
         return False
+    status = {k: v for k, v in status.items() if v is not None or k in stored}
     metadata = obj["metadata"]
     logger.debug(
         "status write",

@@ -219,7 +219,7 @@ class GraphReconciler:
             message,
             graph.generation,
         )
-        status = {
+        status: dict[str, Any] = {
             "phase": result.phase,
             "observedGeneration": graph.generation,
             "conditions": conditions,
@@ -228,6 +228,8 @@ class GraphReconciler:
             "nodes": [n.to_dict() for n in result.nodes.values()],
             "inventory": [e.to_dict() for e in result.inventory],
         }
+        if not graph.spec.observe.empty:
+            status["observed"] = result.observed
         if await self._write_status(graph, status):
             await self._record_events(graph, previous.get("phase"), message, result)
 
@@ -275,7 +277,7 @@ def _message(result: PassResult) -> str:
     waiting = [
         f"{n.id}: {n.last_error or n.ready_details}"
         for n in result.nodes.values()
-        if n.phase in ("Applying", "Applied") and (n.last_error or n.ready_details)
+        if n.phase in ("Waiting", "Applying", "Applied") and (n.last_error or n.ready_details)
     ]
     if waiting:
         message += f"; waiting: {_first_few(waiting)}"

@@ -40,9 +40,11 @@ from pequod.kube.writes import ObjectWriter, refusal
 from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
+from pequod.operator.references import ReferencedObjects, ReferenceNotFound, ReferenceProblem
 from pequod.operator.serving import InstanceKey, ServedApi, ServedKind, ServedKinds
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
+from pequod.render.observe import NO_DECLARATION, Declaration, ObserveError, observed_document
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
 
 logger = structlog.get_logger(__name__)
@@ -79,6 +81,7 @@ class InstanceReconciler:
         self.graphs: Informer = manager.informer(RESOURCE_GRAPHS, label_selector=MANAGED_SELECTOR)
         self.controller.watch(self.graphs, _owner_of_graph, predicate=self._graph_event_matters)
         kinds.deliver_instances_to(self.controller)
+        self.references = ReferencedObjects(manager, self.controller.enqueue)
 
     def _graph_event_matters(self, event: InformerEvent) -> bool:
         """Whether a ResourceGraph event can change what its instance does: its status (or
@@ -137,10 +140,32 @@ class InstanceReconciler:
             # to the graph while it goes would only race that.
             return DONE
         rendered = Instance.from_object(instance)
-        expected_hash = Renderer.hash(module, rendered, served.kind.policies)
+        input_hash = Renderer.hash(module, rendered, served.kind.policies)
+        try:
+            live_state = await self._live_state(key, served, graph, module, rendered, input_hash)
+        except _Refused as refused:
+            await self._invalid(
+                served,
+                instance,
+                status,
+                refused.condition,
+                refused.reason,
+                refused.message,
+                phase=refused.phase,
+            )
+            return DONE
+        expected_hash = Renderer.hash(module, rendered, served.kind.policies, live_state.observed)
         if graph is None or not _graph_is_current(graph, served.kind, expected_hash, instance):
             await self._render_and_write(
-                served, instance, status, module, pinned, rendered, expected_hash, graph_name
+                served,
+                instance,
+                status,
+                module,
+                pinned,
+                rendered,
+                expected_hash,
+                graph_name,
+                live_state,
             )
             # The instance's status follows once the graph's controller has reported on the
             # new graph (its status write brings this instance back): one status write, not
@@ -163,6 +188,58 @@ class InstanceReconciler:
         )
         return DONE
 
+    async def _live_state(
+        self,
+        key: InstanceKey,
+        served: ServedApi,
+        graph: ResourceGraph | None,
+        module: ModuleSource,
+        rendered: Instance,
+        input_hash: str,
+    ) -> LiveState:
+        """What the render reads (the module's #Observe for this input) and the values it is
+        given: the graph's record of its own nodes and the referenced objects, pending where
+        not known. A graph rendered from this very input says what it reads, so a resync or a
+        restart runs no cue."""
+        if (
+            graph is not None
+            and graph.spec.observe.empty
+            and graph.spec.metadata.render_hash == input_hash
+        ):
+            return LiveState(NO_DECLARATION, None, input_hash)  # read nothing, nothing changed
+        if graph is not None and graph.spec.metadata.input_hash == input_hash:
+            declaration = graph.spec.observe
+        else:
+            try:
+                declaration = await self.renderer.declaration(module, rendered)
+            except RenderError as error:
+                message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
+                raise _Refused("RenderFailed", message, "Rendered") from None
+            except ObserveError as error:
+                raise _Refused("ObserveRefused", str(error), "Rendered") from None
+            except CueError as error:
+                raise _Refused("RenderFailed", str(error), "Rendered") from None
+        if declaration.empty:
+            self.references.forget(key)
+            return LiveState(declaration, None, input_hash)
+        try:
+            referenced = await self.references.resolve(
+                key, declaration, served.kind.namespace_policy(rendered.namespace)
+            )
+        except ReferenceProblem as problem:
+            # A missing object may appear (then the instance renders); a refused one needs a
+            # change of the spec or the Transform. Either way the graph in force stays.
+            raise _Refused(
+                problem.reason,
+                problem.message,
+                "ReferencesResolved",
+                "Waiting" if isinstance(problem, ReferenceNotFound) else "Failed",
+            ) from None
+        node_values = graph.status.observed if graph is not None else {}
+        return LiveState(
+            declaration, observed_document(declaration, node_values, referenced), input_hash
+        )
+
     async def _render_and_write(
         self,
         served: ServedApi,
@@ -173,14 +250,19 @@ class InstanceReconciler:
         rendered: Instance,
         expected_hash: str,
         graph_name: str,
+        live_state: LiveState,
     ) -> None:
         """Renders the instance and writes its graph; a render that fails or is refused, or a
         graph the API server refuses for good, is said in the instance's status instead."""
-        result = await self._render(served, instance, status, module, rendered, expected_hash)
+        result = await self._render(
+            served, instance, status, module, rendered, expected_hash, live_state.observed
+        )
         if result is None:
             return
         try:
-            await self._write_graph(served.kind, instance, graph_name, module, pinned, result)
+            await self._write_graph(
+                served.kind, instance, graph_name, module, pinned, result, live_state
+            )
         except ApiError as error:
             if error.transient:
                 raise  # the work queue backs off and tries again
@@ -217,6 +299,7 @@ class InstanceReconciler:
         module: ModuleSource,
         rendered: Instance,
         expected_hash: str,
+        observed: dict[str, Any] | None,
     ) -> RenderResult | None:
         """The render of an allowed instance; None (with the instance's status saying why)
         when it fails or a policy forbids it."""
@@ -227,6 +310,7 @@ class InstanceReconciler:
                 policies=served.kind.policies,
                 namespaces=served.kind.namespace_policy(rendered.namespace),
                 render_hash=expected_hash,
+                observed=observed,
             )
         except GraphTooLargeError as error:
             await self._invalid(served, instance, status, "Rendered", "GraphTooLarge", str(error))
@@ -234,6 +318,9 @@ class InstanceReconciler:
         except RenderError as error:
             message = "; ".join([error.summary, *(str(d) for d in error.diagnostics)])
             await self._invalid(served, instance, status, "Rendered", "RenderFailed", message)
+            return None
+        except ObserveError as error:
+            await self._invalid(served, instance, status, "Rendered", "ObserveRefused", str(error))
             return None
         except (CueError, PolicyError) as error:
             await self._invalid(served, instance, status, "Rendered", "RenderFailed", str(error))
@@ -251,6 +338,11 @@ class InstanceReconciler:
     ) -> Result:
         """Deletes the ResourceGraph (whose own finalizer removes the objects in order) and
         lets the instance go once the graph is gone."""
+        self.references.forget(
+            InstanceKey(
+                served.transform, instance["metadata"]["namespace"], instance["metadata"]["name"]
+            )
+        )
         if INSTANCE_FINALIZER not in finalizers:
             return DONE
         name = resource_graph_name(served.resource_type.kind, instance["metadata"]["name"])
@@ -304,8 +396,10 @@ class InstanceReconciler:
         module: ModuleSource,
         pinned: dict[str, str] | None,
         result: RenderResult,
+        live_state: LiveState,
     ) -> None:
         metadata = instance["metadata"]
+        observes = not live_state.declaration.empty
         spec = ResourceGraphSpec(
             source=SourceRef.of(instance),
             metadata=RenderMetadata(
@@ -319,10 +413,13 @@ class InstanceReconciler:
                 transform=served.transform,
                 allowed_namespaces=served.allowed_namespaces,
                 allow_cluster_scoped=served.allow_cluster_scoped,
+                input_hash=live_state.input_hash if observes else "",
             ),
             nodes=result.graph.nodes,
             violations=result.violations,
             dry_run=_dry_run(instance),
+            observe=live_state.declaration,
+            instance_status=result.status,
         )
         graph = resource_graph_object(
             graph_name,
@@ -341,10 +438,12 @@ class InstanceReconciler:
         condition: str,
         reason: str,
         message: str,
+        *,
+        phase: str = "Failed",
     ) -> None:
         generation = instance["metadata"].get("generation")
         conditions = status.get("conditions") or []
-        if condition == "Rendered":
+        if condition in ("Rendered", "ReferencesResolved"):
             conditions = set_condition(
                 conditions, "Validated", True, "Valid", "the spec is allowed", generation
             )
@@ -353,7 +452,7 @@ class InstanceReconciler:
         conditions = set_condition(conditions, "Ready", False, reason, ready_message, generation)
         desired = {
             **status,
-            "phase": "Failed",
+            "phase": phase,
             "observedGeneration": generation,
             "conditions": conditions,
         }
@@ -415,8 +514,30 @@ class InstanceReconciler:
             graph_message or f"{ready_nodes}/{total} nodes ready",
             generation,
         )
+        references = graph_spec_references(result)
+        if references:
+            conditions = set_condition(
+                conditions,
+                "ReferencesResolved",
+                True,
+                "Resolved",
+                f"read {references}",
+                generation,
+            )
+        elif condition(conditions, "ReferencesResolved") is not None:
+            conditions = [c for c in conditions if c.get("type") != "ReferencesResolved"]
+        # The module's fields first (Pequod's own win), and the module's fields of a former
+        # render that this one no longer has removed.
+        module_status = {
+            k: v for k, v in result.instance_status.items() if k not in PEQUOD_STATUS_FIELDS
+        }
+        removed = {
+            k: None for k in status if k not in PEQUOD_STATUS_FIELDS and k not in module_status
+        }
         desired = {
-            **status,
+            **{k: v for k, v in status.items() if k in PEQUOD_STATUS_FIELDS},
+            **removed,
+            **module_status,
             "phase": "Ready"
             if graph_ready
             else (graph_phase if graph_phase in ("Failed", "DryRun") else "Applying"),
@@ -446,6 +567,8 @@ class RenderSummary:
     violations: list[dict[str, Any]]
     warnings: list[str]
     render_hash: str
+    instance_status: dict[str, Any]
+    declaration: Declaration
 
     @classmethod
     def of_graph(cls, graph: ResourceGraph) -> RenderSummary:
@@ -455,7 +578,41 @@ class RenderSummary:
             [v.to_dict() for v in spec.violations],
             [str(v) for v in spec.violations],
             spec.metadata.render_hash,
+            spec.instance_status,
+            spec.observe,
         )
+
+
+def graph_spec_references(summary: RenderSummary) -> str:
+    """The references a render read, as the ReferencesResolved condition names them."""
+    return ", ".join(r.describe() for r in summary.declaration.references)
+
+
+PEQUOD_STATUS_FIELDS = frozenset(
+    {
+        "phase",
+        "observedGeneration",
+        "conditions",
+        "resourceGraphRef",
+        "platformRefResolved",
+        "renderHash",
+        "readyNodes",
+        "totalNodes",
+        "violations",
+    }
+)
+"""The instance's status fields Pequod writes; a module's #Status may not declare them."""
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """What a render reads (``declaration``) and the values it is given (``observed``, None
+    for a render that reads nothing)."""
+
+    declaration: Declaration
+    observed: dict[str, Any] | None
+    input_hash: str
+    """The render hash of module, policies and input alone: what keys ``declaration``."""
 
 
 def _graph_is_current(
@@ -478,9 +635,13 @@ def _dry_run(instance: dict[str, Any]) -> bool:
 
 
 class _Refused(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(
+        self, reason: str, message: str, condition: str = "Validated", phase: str = "Failed"
+    ) -> None:
         self.reason = reason
         self.message = message
+        self.condition = condition
+        self.phase = phase
         super().__init__(message)
 
 

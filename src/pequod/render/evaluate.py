@@ -10,10 +10,12 @@ reported for its own instance, with the same diagnostics a single evaluation giv
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, Literal
 
 from pequod.cue.diagnostics import Diagnostic
 from pequod.cue.errors import tidy
@@ -28,14 +30,23 @@ from pequod.render.instance import Instance
 # (so a batch names its fields input0, output0, input1... at the top).
 # `#schema` makes a module without #Input fail. tests/integration/test_render_errors.py and
 # tests/integration/test_render_batches.py guard this.
-_RENDER_EXPRESSION = (
-    "{input: (#Render & {input: pequod_instance}).input, "
-    "output: (#Render & {input: pequod_instance}).output, "
-    "#schema: #Input}"
-)
+_RENDER_FIELDS = ("input", "output", "status")
 
 DEFAULT_MAX_BATCH = 32
 DEFAULT_PROCESSES_PER_MODULE = 2
+
+RENDER: Final = "render"
+OBSERVE: Final = "observe"
+Purpose = Literal["render", "observe"]
+"""What an evaluation is for: ``#Render`` (the graph and the status) or ``#Observe`` (what the
+render reads)."""
+
+# What Pequod adds to the module's package, in a file given on stdin: the data, and the two
+# fields of #Render that modules without live state do not declare (definitions of one
+# package are unified before they are closed, so #Render then allows them). `status` defaults
+# to an empty struct when the module renders none.
+_PACKAGE_ADDITIONS = "#Render: observed: _\n#Render: status: *{} | {...}\n"
+_PACKAGE_CLAUSE = re.compile(r"^package\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
 
 
 class RenderError(Exception):
@@ -47,87 +58,153 @@ class RenderError(Exception):
         super().__init__("\n".join([summary, *(f"  {d}" for d in diagnostics)]))
 
 
-def _export_arguments(label: str, expression: str) -> list[str]:
-    """``cue export`` of ``expression`` with the JSON on stdin placed at ``label``."""
-    return ["export", ".", "json:", "-", "-l", label, "-e", expression, "--out", "json"]
+@dataclass(frozen=True)
+class Evaluation:
+    """One instance to evaluate, and the observed values its render is given."""
+
+    instance: Instance
+    observed: dict[str, Any] | None = None
+
+    def render_data(self) -> dict[str, Any]:
+        return {
+            "input": self.instance.render_input(),
+            "observed": self.observed or {"nodes": {}, "references": {}},
+        }
 
 
-def _batch_expression(size: int) -> str:
-    fields = ", ".join(
-        f"input{i}: (#Render & {{input: pequod_instances.i{i}}}).input, "
-        f"output{i}: (#Render & {{input: pequod_instances.i{i}}}).output"
-        for i in range(size)
-    )
+@functools.lru_cache(maxsize=512)
+def package_name(directory: Path, digest: str) -> str | None:
+    """The package clause of the module's files (None for files without one): the file Pequod
+    adds must be of the same package. ``digest`` keys the cache to the module's content."""
+    del digest
+    for path in sorted(directory.glob("*.cue")):
+        found = _PACKAGE_CLAUSE.search(path.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+    return None
+
+
+def _stdin(module: ModuleSource, data: dict[str, Any]) -> bytes:
+    """The file added to the module's package: ``pequod_data`` (JSON is CUE) and the fields of
+    #Render it may not declare."""
+    package = package_name(module.directory, module.digest)
+    clause = f"package {package}\n" if package else ""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"{clause}pequod_data: {body}\n{_PACKAGE_ADDITIONS}".encode()
+
+
+def _export_arguments(expression: str) -> list[str]:
+    """``cue export`` of ``expression``, with the file on stdin added to the package."""
+    return ["export", ".", "cue:", "-", "-e", expression, "--out", "json"]
+
+
+def _render_fields(data: str, suffix: str = "") -> str:
+    unified = f"(#Render & {{input: {data}.input, observed: {data}.observed}})"
+    return ", ".join(f"{name}{suffix}: {unified}.{name}" for name in _RENDER_FIELDS)
+
+
+def _expression(purpose: Purpose, size: int | None) -> str:
+    """One instance (``size`` None, data at ``pequod_data``) or a batch (``pequod_data.iN``)."""
+    if purpose == OBSERVE:
+        if size is None:
+            return "{observe: #Observe & {input: pequod_data.input}}"
+        fields = ", ".join(
+            f"observe{i}: #Observe & {{input: pequod_data.i{i}.input}}" for i in range(size)
+        )
+        return "{" + fields + "}"
+    if size is None:
+        return "{" + _render_fields("pequod_data") + ", #schema: #Input}"
+    fields = ", ".join(_render_fields(f"pequod_data.i{i}", str(i)) for i in range(size))
     return "{" + fields + ", #schema: #Input}"
 
 
 async def evaluate_one(
-    module: ModuleSource, instance: Instance, settings: CueSettings | None
+    module: ModuleSource,
+    evaluation: Evaluation,
+    settings: CueSettings | None,
+    purpose: Purpose = RENDER,
 ) -> dict[str, Any]:
-    """``{input, output}`` of ``#Render`` with ``instance``: one ``cue`` process."""
+    """``{input, output, status}`` of ``#Render`` (or ``{observe}`` of ``#Observe``) with
+    the instance: one ``cue`` process."""
     try:
         output = await run_cue(
-            _export_arguments("pequod_instance:", _RENDER_EXPRESSION),
+            _export_arguments(_expression(purpose, None)),
             cwd=module.directory,
-            stdin=json.dumps(instance.render_input()).encode(),
+            stdin=_stdin(module, evaluation.render_data()),
             settings=settings,
         )
     except CueError as error:
-        raise _render_error(module, instance, error) from None
-    return _checked(module, json.loads(output))
+        raise _render_error(module, evaluation.instance, error, purpose) from None
+    return _checked(module, json.loads(output), purpose)
 
 
 async def evaluate_many(
-    module: ModuleSource, instances: list[Instance], settings: CueSettings | None
+    module: ModuleSource,
+    evaluations: list[Evaluation],
+    settings: CueSettings | None,
+    purpose: Purpose = RENDER,
 ) -> list[dict[str, Any]]:
-    """``{input, output}`` for each of ``instances``, from one ``cue`` process. Raises
+    """The evaluation of each of ``evaluations``, from one ``cue`` process. Raises
     :class:`CueError` when any of them fails (the caller then evaluates them one by one)."""
-    documents = {f"i{i}": instance.render_input() for i, instance in enumerate(instances)}
+    documents = {f"i{i}": e.render_data() for i, e in enumerate(evaluations)}
     output = await run_cue(
-        _export_arguments("pequod_instances:", _batch_expression(len(instances))),
+        _export_arguments(_expression(purpose, len(evaluations))),
         cwd=module.directory,
-        stdin=json.dumps(documents).encode(),
+        stdin=_stdin(module, documents),
         settings=settings,
     )
     evaluated = json.loads(output)
-    return [
-        {"input": evaluated[f"input{i}"], "output": evaluated[f"output{i}"]}
-        for i in range(len(instances))
-    ]
+    fields = ("observe",) if purpose == OBSERVE else _RENDER_FIELDS
+    return [{name: evaluated[f"{name}{i}"] for name in fields} for i in range(len(evaluations))]
 
 
-def _checked(module: ModuleSource, evaluated: dict[str, Any]) -> dict[str, Any]:
-    if not isinstance(evaluated.get("output"), dict):
+def _checked(module: ModuleSource, evaluated: dict[str, Any], purpose: Purpose) -> dict[str, Any]:
+    if purpose == RENDER and not isinstance(evaluated.get("output"), dict):
         raise RenderError(f"{module.reference}: #Render has no output struct", [])
     return evaluated
 
 
-def _render_error(module: ModuleSource, instance: Instance, error: CueError) -> RenderError:
-    for definition in ("#Render", "#Input"):
+def _render_error(
+    module: ModuleSource, instance: Instance, error: CueError, purpose: Purpose
+) -> RenderError:
+    definitions = ("#Observe",) if purpose == OBSERVE else ("#Render", "#Input")
+    for definition in definitions:
         if any(f'reference "{definition}" not found' in d.message for d in error.diagnostics):
             return RenderError(
                 f"{module.reference}: the module does not define {definition} "
                 "(see docs/module-contract.md)",
                 [],
             )
+    if purpose == RENDER and any(
+        d.path == "input" and "field not allowed" in d.message for d in error.diagnostics
+    ):
+        # What cue says of a module without #Render (or one without input): the fields
+        # Pequod adds define a #Render that has none.
+        return RenderError(
+            f"{module.reference}: the module does not define #Render (see docs/module-contract.md)",
+            [],
+        )
     diagnostics = tidy(error.diagnostics, strip_prefixes=("input.",))
     summary = (
         f"{instance.namespace}/{instance.name}: the spec is not valid for {module.reference}"
         if any(d.path.startswith("spec") for d in diagnostics)
-        else f"{module.reference}: cue could not render {instance.namespace}/{instance.name}"
+        else f"{module.reference}: cue could not "
+        f"{'read #Observe of' if purpose == OBSERVE else 'render'} "
+        f"{instance.namespace}/{instance.name}"
     )
     return RenderError(summary if diagnostics else f"{summary}: {error.summary}", diagnostics)
 
 
 @dataclass
 class _Request:
-    instance: Instance
+    evaluation: Evaluation
     result: asyncio.Future[dict[str, Any]]
 
 
 @dataclass
 class _ModuleQueue:
     module: ModuleSource
+    purpose: Purpose
     waiting: list[_Request] = field(default_factory=list)
     running: int = 0
 
@@ -147,15 +224,23 @@ class RenderEvaluator:
         self.settings = settings
         self.max_batch = max(1, max_batch)
         self.processes_per_module = max(1, processes_per_module)
-        self._queues: dict[tuple[Path, str], _ModuleQueue] = {}
+        self._queues: dict[tuple[Path, str, Purpose], _ModuleQueue] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def evaluate(self, module: ModuleSource, instance: Instance) -> dict[str, Any]:
-        key = (module.directory, module.digest)
+    async def evaluate(
+        self,
+        module: ModuleSource,
+        instance: Instance,
+        observed: dict[str, Any] | None = None,
+        purpose: Purpose = RENDER,
+    ) -> dict[str, Any]:
+        key = (module.directory, module.digest, purpose)
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = _ModuleQueue(module)
-        request = _Request(instance, asyncio.get_running_loop().create_future())
+            queue = self._queues[key] = _ModuleQueue(module, purpose)
+        request = _Request(
+            Evaluation(instance, observed), asyncio.get_running_loop().create_future()
+        )
         queue.waiting.append(request)
         if queue.running < self.processes_per_module:
             queue.running += 1
@@ -164,13 +249,13 @@ class RenderEvaluator:
             task.add_done_callback(self._tasks.discard)
         return await request.result
 
-    async def _drain(self, key: tuple[Path, str], queue: _ModuleQueue) -> None:
+    async def _drain(self, key: tuple[Path, str, Purpose], queue: _ModuleQueue) -> None:
         try:
             while queue.waiting:
                 batch = queue.waiting[: self.max_batch]
                 del queue.waiting[: self.max_batch]
                 try:
-                    await self._run(queue.module, batch)
+                    await self._run(queue.module, queue.purpose, batch)
                 except asyncio.CancelledError:
                     # Shutdown: nobody is left to settle these.
                     for request in batch:
@@ -187,17 +272,19 @@ class RenderEvaluator:
                 queue.waiting.clear()
                 self._queues.pop(key, None)
 
-    async def _run(self, module: ModuleSource, batch: list[_Request]) -> None:
+    async def _run(self, module: ModuleSource, purpose: Purpose, batch: list[_Request]) -> None:
         RENDER_BATCH_SIZE.observe(len(batch))
         if len(batch) > 1:
             try:
-                results = await evaluate_many(module, [r.instance for r in batch], self.settings)
+                results = await evaluate_many(
+                    module, [r.evaluation for r in batch], self.settings, purpose
+                )
             except Exception:  # one of them is wrong: each is evaluated alone below
                 pass
             else:
                 for request, evaluated in zip(batch, results, strict=True):
                     try:
-                        _set_result(request, _checked(module, evaluated))
+                        _set_result(request, _checked(module, evaluated, purpose))
                     except RenderError as error:
                         _set_exception(request, error)
                 return
@@ -205,7 +292,7 @@ class RenderEvaluator:
             if request.result.done():
                 continue  # its reconcile was cancelled
             try:
-                evaluated = await evaluate_one(module, request.instance, self.settings)
+                evaluated = await evaluate_one(module, request.evaluation, self.settings, purpose)
             except Exception as error:  # handed to the render waiting for it
                 _set_exception(request, error)
             else:

@@ -52,14 +52,21 @@ def canonical_json(value: Any) -> bytes:
 
 
 def render_hash(
-    module_digest: str, instance: Instance, policy_digests: tuple[str, ...] = ()
+    module_digest: str,
+    instance: Instance,
+    policy_digests: tuple[str, ...] = (),
+    observed: dict[str, Any] | None = None,
 ) -> str:
-    """sha256 of the module digest, the policies' digests and the canonical input.
+    """sha256 of the module digest, the policies' digests, the canonical input and, for a
+    render that reads live state, the canonical observed values it is given.
 
     Anything that can change the rendered graph is in it, so an equal hash means an equal render.
+    A render that reads nothing has the hash it had before observed values existed.
     """
     digest = hashlib.sha256()
     for part in (module_digest, *policy_digests):
         digest.update(part.encode() + b"\n")
     digest.update(canonical_json(instance.render_input()))
+    if observed is not None:
+        digest.update(b"\nobserved:" + canonical_json(observed))
     return "sha256:" + digest.hexdigest()

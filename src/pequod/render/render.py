@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pequod.cue.runner import CueSettings
-from pequod.graph.model import SEVERITY_ERROR, Graph, Violation
+from pequod.cue.runner import CueError, CueSettings, run_cue
+from pequod.graph.model import SEVERITY_ERROR, Graph, Node, Violation
 from pequod.graph.size import DEFAULT_MAX_GRAPH_BYTES, GraphSize, measure
 from pequod.graph.validate import GraphError, NamespacePolicy, build_graph
 from pequod.metrics import RENDER_CACHE_HITS, RENDER_CACHE_MISSES
 from pequod.module.source import ModuleSource
 from pequod.policy.evaluate import evaluate_policy
 from pequod.render.cache import RenderCache
-from pequod.render.evaluate import DEFAULT_MAX_BATCH, RenderEvaluator
+from pequod.render.evaluate import DEFAULT_MAX_BATCH, OBSERVE, RenderEvaluator
 from pequod.render.evaluate import RenderError as RenderError
 from pequod.render.instance import Instance, canonical_json, render_hash
+from pequod.render.observe import (
+    NO_DECLARATION,
+    Declaration,
+    ObserveError,
+    parse_declaration,
+    pending_paths,
+    refuse_secret_data,
+    without_pending,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +40,8 @@ class RenderResult:
     module_digest: str
     size: GraphSize
     """What the graph takes as a ResourceGraph (see :mod:`pequod.graph.size`)."""
+    status: dict[str, Any] = field(default_factory=dict)
+    """``#Render.status``: what the instance publishes, without the fields still pending."""
 
     @property
     def blocked(self) -> bool:
@@ -44,6 +55,7 @@ class RenderResult:
             "spec": self.spec,
             "nodes": [node.to_dict() for node in self.graph.nodes],
             "violations": [v.to_dict() for v in self.violations],
+            **({"status": self.status} if self.status else {}),
         }
 
 
@@ -74,15 +86,51 @@ class Renderer:
         self.settings = settings
         self.max_graph_bytes = max_graph_bytes
         self.cache: RenderCache[RenderResult] = RenderCache(cache_entries)
+        self.declarations: RenderCache[Declaration] = RenderCache(cache_entries)
         self.evaluator = RenderEvaluator(settings, max_batch=max_batch)
+        # Per module digest: whether it defines #Observe (asked once, shared by the renders
+        # that ask at the same time).
+        self._observes: dict[str, asyncio.Future[bool]] = {}
 
     @staticmethod
     def hash(
-        module: ModuleSource, instance: Instance, policies: Sequence[ModuleSource] = ()
+        module: ModuleSource,
+        instance: Instance,
+        policies: Sequence[ModuleSource] = (),
+        observed: dict[str, Any] | None = None,
     ) -> str:
-        """The render hash of ``instance`` with ``module`` and ``policies``: what names a
-        render (see :func:`pequod.render.instance.render_hash`)."""
-        return render_hash(module.digest, instance, tuple(p.digest for p in policies))
+        """The render hash of ``instance`` with ``module``, ``policies`` and the ``observed``
+        values it reads: what names a render (see :func:`pequod.render.instance.render_hash`).
+        Without ``observed`` it is also the key of the instance's :meth:`declaration`."""
+        return render_hash(module.digest, instance, tuple(p.digest for p in policies), observed)
+
+    async def declaration(self, module: ModuleSource, instance: Instance) -> Declaration:
+        """What the render of ``instance`` reads (its ``#Observe``, checked), cached by module
+        and input; empty for a module without ``#Observe``, at no ``cue`` run after the
+        module's first. Raises :class:`RenderError` or :class:`ObserveError`."""
+        if not await self._module_observes(module):
+            return NO_DECLARATION
+        key = self.hash(module, instance)
+        found = self.declarations.get(key)
+        if found is not None:
+            return found
+        evaluated = await self.evaluator.evaluate(module, instance, purpose=OBSERVE)
+        declaration = parse_declaration(evaluated["observe"], instance.namespace)
+        self.declarations.put(key, declaration)
+        return declaration
+
+    async def _module_observes(self, module: ModuleSource) -> bool:
+        asked = self._observes.get(module.digest)
+        if asked is None:
+            asked = self._observes[module.digest] = asyncio.ensure_future(
+                defines(module, "#Observe", self.settings)
+            )
+        try:
+            return await asyncio.shield(asked)
+        except BaseException:
+            if asked.done():
+                self._observes.pop(module.digest, None)  # asked again next time
+            raise
 
     async def render(
         self,
@@ -92,18 +140,22 @@ class Renderer:
         policies: Sequence[ModuleSource] = (),
         namespaces: NamespacePolicy | None = None,
         render_hash: str | None = None,
+        observed: dict[str, Any] | None = None,
     ) -> RenderResult:
-        """The render of ``instance``; ``render_hash``, when the caller has it already, is
-        :meth:`hash` of the same arguments (not computed twice)."""
+        """The render of ``instance`` given the ``observed`` values it reads
+        (:func:`pequod.render.observe.observed_document`); ``render_hash``, when the caller
+        has it already, is :meth:`hash` of the same arguments (not computed twice)."""
         namespaces = namespaces or NamespacePolicy(instance.namespace)
-        hash_value = render_hash or self.hash(module, instance, policies)
+        hash_value = render_hash or self.hash(module, instance, policies, observed)
         cache_key = hash_value + "/" + canonical_json(namespaces.__dict__).decode()
         result = self.cache.get(cache_key)
         if result is not None:
             RENDER_CACHE_HITS.inc()
         else:
             RENDER_CACHE_MISSES.inc()
-            result = await self._render(module, instance, policies, namespaces, hash_value)
+            result = await self._render(
+                module, instance, policies, namespaces, hash_value, observed
+            )
             self.cache.put(cache_key, result)
         if result.size.total > self.max_graph_bytes:
             raise GraphTooLargeError(module, result.size, self.max_graph_bytes)
@@ -116,14 +168,17 @@ class Renderer:
         policies: Sequence[ModuleSource],
         namespaces: NamespacePolicy,
         hash_value: str,
+        observed: dict[str, Any] | None,
     ) -> RenderResult:
-        evaluated = await self.evaluator.evaluate(module, instance)
+        evaluated = await self.evaluator.evaluate(module, instance, observed)
         try:
             graph = build_graph(evaluated["output"], namespaces, source=module.reference)
         except GraphError as error:
             raise RenderError(
                 f"{module.reference}: the module rendered an invalid graph", error.diagnostics
             ) from None
+        if observed is not None:
+            graph = _with_waiting(graph, observed)
         spec = evaluated["input"]["spec"]
         rendered_input = {**instance.render_input(), "spec": spec}
         policy_results = await asyncio.gather(
@@ -142,4 +197,52 @@ class Renderer:
             render_hash=hash_value,
             module_digest=module.digest,
             size=measure(graph),
+            status=_status(evaluated.get("status")),
         )
+
+
+def _with_waiting(graph: Graph, observed: dict[str, Any]) -> Graph:
+    """The graph with each node that holds a pending value marked as waiting for it, and the
+    nodes whose own objects are read checked: a Secret's data is never read."""
+    node_paths = observed.get("nodes") or {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if node.id in node_paths:
+            refuse_secret_data(
+                node.object["apiVersion"],
+                node.object["kind"],
+                tuple(_leaf_paths(node_paths[node.id])),
+                f"#Observe.nodes.{node.id}",
+            )
+        waiting = pending_paths(node.object)
+        nodes.append(replace(node, waiting_for=tuple(waiting)) if waiting else node)
+    return replace(graph, nodes=tuple(nodes))
+
+
+def _leaf_paths(value: Any, prefix: str = "") -> list[str]:
+    if not isinstance(value, dict) or not value:
+        return [prefix] if prefix else []
+    return [p for k, v in value.items() for p in _leaf_paths(v, f"{prefix}.{k}" if prefix else k)]
+
+
+def _status(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        return {}
+    cleaned: dict[str, Any] = without_pending(value)
+    return cleaned
+
+
+async def defines(module: ModuleSource, definition: str, settings: CueSettings | None) -> bool:
+    """Whether the module's package defines ``definition`` (one ``cue`` run)."""
+    try:
+        await run_cue(["eval", "-e", definition, "."], cwd=module.directory, settings=settings)
+    except CueError as error:
+        if any(f'reference "{definition}" not found' in d.message for d in error.diagnostics):
+            return False
+        raise RenderError(
+            f"{module.reference}: cue could not load the module", error.diagnostics
+        ) from None
+    return True
+
+
+__all__ = ["GraphTooLargeError", "ObserveError", "RenderError", "RenderResult", "Renderer"]
