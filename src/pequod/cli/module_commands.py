@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
 from pequod.render.observe import ObserveError, observed_document
 from pequod.render.render import Renderer, RenderError, RenderResult
+from pequod.schema.extract import StatusSchemaError
 from pequod.schema.normalize import SchemaError
 from pequod.toolchain.locate import ToolNotFoundError
 
@@ -257,7 +259,11 @@ def _crd(arguments: argparse.Namespace) -> int:
 
 def _vet(arguments: argparse.Namespace) -> int:
     async def work(module: ModuleSource) -> int:
-        generated = await generate_api(module, ApiDefinition(name="vet"), _settings(arguments))
+        try:
+            generated = await generate_api(module, ApiDefinition(name="vet"), _settings(arguments))
+        except StatusSchemaError as error:
+            where = _status_position(module, error.field)
+            return _fail([f"error: {where + ': ' if where else ''}{error}"])
         kind = generated.definition.resolved_kind
         if arguments.input is None:
             print(f"{module.reference}: ok ({kind}, digest {module.digest})")
@@ -272,6 +278,34 @@ def _vet(arguments: argparse.Namespace) -> int:
         return status
 
     return _run(arguments, work)
+
+
+_STATUS_DEFINITION = re.compile(r"^\s*#Status\s*:\s*\{?")
+
+
+def _status_position(module: ModuleSource, field: str | None) -> str | None:
+    """``FILE:LINE`` of ``#Status`` in the module (of its ``field``, when one is named), or
+    None when it is not found.
+
+    cue's schema encodings carry no positions, so the source is searched: the first line that
+    opens ``#Status``, and from it on the first that declares ``field``."""
+    declaration = re.compile(rf"^\s*{re.escape(field or '')}[?!]?\s*:")
+    for path in sorted(module.directory.glob("*.cue")):
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for start, line in enumerate(lines):
+            opening = _STATUS_DEFINITION.match(line)
+            if opening is None:
+                continue
+            found = start
+            if field is not None:
+                # The opening line may declare the field itself: `#Status: phase?: string`.
+                rest = [line[opening.end() :], *lines[start + 1 :]]
+                found += next((i for i, text in enumerate(rest) if declaration.match(text)), 0)
+            return f"{_module_file(path.name, module)}:{found + 1}"
+    return None
 
 
 def _graph(arguments: argparse.Namespace) -> int:

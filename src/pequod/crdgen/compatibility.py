@@ -7,6 +7,10 @@ the schema of existing instances unless it is explicitly allowed.
 Changes that cannot invalidate an existing instance are not reported: descriptions and
 defaults changing, a new optional property, a property becoming optional, an enum widened, a
 bound loosened or a pattern removed.
+
+Only the ``spec`` is compared. The ``status`` (Pequod's fields and the module's ``#Status``) is
+Pequod's to write on every render and requires nothing, so a changed ``#Status`` is applied as
+an update of the CRD (its content hash changes), never refused as a breaking change.
 """
 
 from __future__ import annotations

@@ -74,7 +74,24 @@ def platform_ref_schema() -> Schema:
     }
 
 
-def status_schema() -> Schema:
+def status_schema(module_status: Schema | None = None) -> Schema:
+    """The instance's ``status``: Pequod's own fields and, with ``module_status`` (the
+    structural schema of the module's ``#Status``), the module's next to them.
+
+    Pequod's fields win a name both declare (``#Status`` may not declare them; see
+    :data:`pequod.schema.extract.PEQUOD_STATUS_FIELDS`). The status does not preserve unknown
+    fields: what is written to it is pruned to what is declared here, which is why the module's
+    fields are declared (and so ``kubectl explain`` shows their doc comments, and printer
+    columns may name them)."""
+    module_properties: dict[str, Schema] = (module_status or {}).get("properties", {})
+    schema = _pequod_status_schema()
+    schema["properties"] = {**module_properties, **schema["properties"]}
+    if module_status is not None and "description" in module_status:
+        schema["description"] = module_status["description"]
+    return schema
+
+
+def _pequod_status_schema() -> Schema:
     return {
         "type": "object",
         "properties": {
@@ -138,11 +155,16 @@ def _printer_columns(definition: ApiDefinition) -> list[dict[str, Any]]:
 
 
 def build_crd(
-    definition: ApiDefinition, spec_schema: Schema, labels: Mapping[str, str] | None = None
+    definition: ApiDefinition,
+    spec_schema: Schema,
+    labels: Mapping[str, str] | None = None,
+    *,
+    module_status: Schema | None = None,
 ) -> dict[str, Any]:
     """The CRD manifest: Namespaced, with status subresource, printer columns and a status
-    schema; ``spec_schema`` is the structural schema of ``#Input``; ``labels`` are the
-    ownership marks the caller puts on it."""
+    schema; ``spec_schema`` is the structural schema of ``#Input``, ``module_status`` that of
+    ``#Status`` (None: the module publishes no status fields); ``labels`` are the ownership
+    marks the caller puts on it."""
     kind = definition.resolved_kind
     spec = dict(spec_schema)
     spec["properties"] = {**spec.get("properties", {}), "platformRef": platform_ref_schema()}
@@ -185,7 +207,7 @@ def build_crd(
                                 "kind": {"type": "string"},
                                 "metadata": {"type": "object"},
                                 "spec": spec,
-                                "status": status_schema(),
+                                "status": status_schema(module_status),
                             },
                         }
                     },

@@ -51,15 +51,14 @@ async def generate_api(
         printer_columns=requested.printer_columns or metadata.printer_columns,
         plural_name=requested.plural_name or metadata.plural,
     )
-    return GeneratedApi(
-        definition, schema, metadata, build_crd(definition, schema.structural, labels)
-    )
+    crd = build_crd(definition, schema.structural, labels, module_status=schema.status)
+    return GeneratedApi(definition, schema, metadata, crd)
 
 
 async def _ask_cue(
     module: ModuleSource, settings: CueSettings | None
 ) -> tuple[InputSchema, ModuleMetadata]:
-    """The module's #Input as a schema, and its metadata: two cue runs, side by side."""
+    """The module's #Input and #Status as schemas, and its metadata: cue runs side by side."""
     schema, metadata = await asyncio.gather(
         extract_input_schema(module, settings), read_metadata(module, settings)
     )

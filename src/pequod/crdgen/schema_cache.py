@@ -1,11 +1,13 @@
-"""What ``cue`` said about a module's ``#Input`` and metadata, kept on disk by module digest, so
-that an operator that restarts serves its Transforms without running ``cue`` again.
+"""What ``cue`` said about a module's ``#Input``, ``#Status`` and metadata, kept on disk by
+module digest, so that an operator that restarts serves its Transforms without running ``cue``
+again.
 
 An entry is keyed by the module digest, the ``cue`` binary and the code that reads cue's
-answers (a new Pequod or a new cue reads afresh). Entries are JSON, written atomically; one
-that cannot be read is ignored and rewritten. The operator keeps them under its module cache,
-whose size bound covers them: a file's modification time is its last use (touched on every
-hit), and an evicted entry costs one ``cue`` run."""
+answers (a new Pequod or a new cue reads afresh). Entries are JSON, written atomically, and
+carry the version of their layout; one that cannot be read, or of another version (an entry
+written before ``#Status`` was read has none), is ignored and rewritten. The operator keeps
+them under its module cache, whose size bound covers them: a file's modification time is its
+last use (touched on every hit), and an evicted entry costs one ``cue`` run."""
 
 from __future__ import annotations
 
@@ -26,6 +28,9 @@ from pequod.module.metadata import ModuleMetadata
 from pequod.schema.extract import InputSchema
 
 logger = structlog.get_logger(__name__)
+
+ENTRY_VERSION = 2
+"""The layout of an entry; 2 added the schema of ``#Status``."""
 
 
 @functools.cache
@@ -63,10 +68,16 @@ class SchemaCache:
         path = self._path(module_digest, cue_binary)
         try:
             entry: dict[str, Any] = json.loads(path.read_text())
+            if entry.get("version") != ENTRY_VERSION:
+                # Read afresh rather than guess what an older layout left out: without the
+                # #Status schema, the CRD would lose the module's status fields.
+                logger.debug("ignoring a schema cache entry of another version", path=str(path))
+                return None
             schema = InputSchema(
                 entry["schema"]["structural"],
                 entry["schema"]["json_schema"],
                 tuple(entry["schema"]["notes"]),
+                entry["schema"]["status"],
             )
             metadata = ModuleMetadata(
                 name=entry["metadata"]["name"],
@@ -95,11 +106,13 @@ class SchemaCache:
         metadata: ModuleMetadata,
     ) -> None:
         entry = {
+            "version": ENTRY_VERSION,
             "moduleDigest": module_digest,
             "schema": {
                 "structural": schema.structural,
                 "json_schema": schema.json_schema,
                 "notes": list(schema.notes),
+                "status": schema.status,
             },
             "metadata": {
                 "name": metadata.name,
