@@ -1,6 +1,7 @@
 """Golden files of the embedded modules: each input under tests/golden/<module>-v<version>/
-renders to its .golden.yaml (with policy/defaults checked), and each module version's CRD to
-crd.golden.yaml. Set PEQUOD_UPDATE_GOLDEN=1 to rewrite them after an intended change."""
+renders to its .golden.yaml (with policy/defaults checked, and the live state of its
+.observed.yaml when there is one), and each module version's CRD to crd.golden.yaml.
+Set PEQUOD_UPDATE_GOLDEN=1 to rewrite them after an intended change."""
 
 from __future__ import annotations
 
@@ -44,7 +45,19 @@ def test_render_matches_golden(case: Path) -> None:
     module = load_embedded(module_reference(case.parent))
     policy = load_embedded("embedded:policy/defaults")
     instance = Instance.from_object(yaml.safe_load(case.read_text()))
-    result = asyncio.run(Renderer().render(module, instance, policies=[policy]))
+    # Live state, for modules that read it: CASE.observed.yaml, as `pequod render --observed`
+    # takes it (without one, every value read is pending).
+    observed_file = case.with_name(case.name.replace(".input.", ".observed."))
+    observed = yaml.safe_load(observed_file.read_text()) if observed_file.exists() else {}
+    result = asyncio.run(
+        Renderer().render_with_state(
+            module,
+            instance,
+            node_values=observed.get("nodes") or {},
+            referenced=observed.get("references") or {},
+            policies=[policy],
+        )
+    )
     rendered = result.to_dict()
     del rendered["renderHash"], rendered["moduleDigest"]
     assert rendered["violations"] == [], "the embedded modules must satisfy policy/defaults"

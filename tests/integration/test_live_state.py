@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pequod.controlplane import ControlPlane
 from tests.operator_harness import (
     Kubectl,
     OperatorProcess,
@@ -310,8 +311,12 @@ def test_secret_data_is_never_read(
 
 
 def test_a_webservice_reads_its_database(
-    kubectl: Kubectl, operator: OperatorProcess, namespace: str
+    kubectl: Kubectl,
+    operator: OperatorProcess,
+    workload_control_plane: ControlPlane,
+    namespace: str,
 ) -> None:
+    # With kube-controller-manager: a deleted Database's claim goes (pvc-protection).
     kubectl.apply(transform("database", "{type: embedded, ref: database@1.1.0}"))
     kubectl.apply(transform("webservice", "{type: embedded, ref: webservice@1.2.0}"))
     try:

@@ -27,7 +27,7 @@ from pequod.graph.validate import NamespacePolicy
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
-from pequod.render.observe import ObserveError, observed_document
+from pequod.render.observe import ObserveError
 from pequod.render.render import Renderer, RenderError, RenderResult
 from pequod.schema.extract import StatusSchemaError
 from pequod.schema.normalize import SchemaError
@@ -183,15 +183,14 @@ async def _render_with(arguments: argparse.Namespace, module: ModuleSource) -> R
         arguments.allow_cluster_scoped,
     )
     renderer = Renderer(_settings(arguments), max_graph_bytes=arguments.max_graph_bytes)
-    # What the operator does with the live state, with the state from a file: the same
-    # declaration, the same pending values, the same hash.
-    declaration = await renderer.declaration(module, instance)
-    observed = None
-    if not declaration.empty:
-        nodes, references = _observed_file(getattr(arguments, "observed", None))
-        observed = observed_document(declaration, nodes, references)
-    return await renderer.render(
-        module, instance, policies=policies, namespaces=namespaces, observed=observed
+    nodes, references = _observed_file(getattr(arguments, "observed", None))
+    return await renderer.render_with_state(
+        module,
+        instance,
+        node_values=nodes,
+        referenced=references,
+        policies=policies,
+        namespaces=namespaces,
     )
 
 

@@ -46,6 +46,7 @@ from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
 from pequod.render.observe import NO_DECLARATION, Declaration, ObserveError, observed_document
 from pequod.render.render import GraphTooLargeError, Renderer, RenderError, RenderResult
+from pequod.schema.extract import PEQUOD_STATUS_FIELDS
 
 logger = structlog.get_logger(__name__)
 
@@ -586,22 +587,6 @@ class RenderSummary:
 def graph_spec_references(summary: RenderSummary) -> str:
     """The references a render read, as the ReferencesResolved condition names them."""
     return ", ".join(r.describe() for r in summary.declaration.references)
-
-
-PEQUOD_STATUS_FIELDS = frozenset(
-    {
-        "phase",
-        "observedGeneration",
-        "conditions",
-        "resourceGraphRef",
-        "platformRefResolved",
-        "renderHash",
-        "readyNodes",
-        "totalNodes",
-        "violations",
-    }
-)
-"""The instance's status fields Pequod writes; a module's #Status may not declare them."""
 
 
 @dataclass(frozen=True)

@@ -399,7 +399,12 @@ class TransformReconciler:
                 dataclasses.replace(
                     generated,
                     definition=kept,
-                    crd=build_crd(kept, generated.schema.structural, crd_labels(name)),
+                    crd=build_crd(
+                        kept,
+                        generated.schema.structural,
+                        crd_labels(name),
+                        module_status=generated.schema.status,
+                    ),
                 ),
                 served,
                 definition.plural,

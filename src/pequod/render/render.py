@@ -22,6 +22,7 @@ from pequod.render.observe import (
     NO_DECLARATION,
     Declaration,
     ObserveError,
+    observed_document,
     parse_declaration,
     pending_paths,
     refuse_secret_data,
@@ -118,6 +119,28 @@ class Renderer:
         declaration = parse_declaration(evaluated["observe"], instance.namespace)
         self.declarations.put(key, declaration)
         return declaration
+
+    async def render_with_state(
+        self,
+        module: ModuleSource,
+        instance: Instance,
+        *,
+        node_values: dict[str, Any],
+        referenced: dict[str, Any],
+        policies: Sequence[ModuleSource] = (),
+        namespaces: NamespacePolicy | None = None,
+    ) -> RenderResult:
+        """The render of ``instance`` with the given live state (each node's object by id,
+        each referenced object by reference name; what is not given is pending), as the
+        operator renders it: its declaration, then the observed values it reads. What
+        ``pequod render --observed`` runs."""
+        declaration = await self.declaration(module, instance)
+        observed = (
+            None if declaration.empty else observed_document(declaration, node_values, referenced)
+        )
+        return await self.render(
+            module, instance, policies=policies, namespaces=namespaces, observed=observed
+        )
 
     async def _module_observes(self, module: ModuleSource) -> bool:
         asked = self._observes.get(module.digest)
