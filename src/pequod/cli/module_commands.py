@@ -28,7 +28,7 @@ from pequod.module.source import ModuleError, ModuleSource
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
 from pequod.render.observe import ObserveError
-from pequod.render.render import Renderer, RenderError, RenderResult
+from pequod.render.render import Renderer, RenderError, RenderResult, check_observe
 from pequod.schema.extract import StatusSchemaError
 from pequod.schema.normalize import SchemaError
 from pequod.toolchain.locate import ToolNotFoundError
@@ -264,6 +264,7 @@ def _vet(arguments: argparse.Namespace) -> int:
             where = _status_position(module, error.field)
             return _fail([f"error: {where + ': ' if where else ''}{error}"])
         kind = generated.definition.resolved_kind
+        await check_observe(module, _settings(arguments))
         if arguments.input is None:
             print(f"{module.reference}: ok ({kind}, digest {module.digest})")
             return 0

@@ -255,6 +255,33 @@ def _status(value: Any) -> dict[str, Any]:
     return cleaned
 
 
+OBSERVE_SHAPE = (
+    "{input?: _, nodes?: [string]: [...string], references?: [string]: {apiVersion: string, "
+    "kind: string, name: string, namespace?: string, paths: [...string]}}"
+)
+"""What ``#Observe`` may hold (docs/module-contract.md), in CUE: unified with the module's, so
+a wrong field's error names the module's file and line."""
+
+
+async def check_observe(module: ModuleSource, settings: CueSettings | None) -> bool:
+    """Whether the module defines ``#Observe``; raises :class:`RenderError` when it does not
+    have the shape of one. Values that depend on the instance are checked when it renders."""
+    if not await defines(module, "#Observe", settings):
+        return False
+    try:
+        await run_cue(
+            ["eval", "-e", f"#Observe & {OBSERVE_SHAPE}", "."],
+            cwd=module.directory,
+            settings=settings,
+        )
+    except CueError as error:
+        raise RenderError(
+            f"{module.reference}: #Observe is not what docs/module-contract.md describes",
+            [d for d in error.diagnostics],
+        ) from None
+    return True
+
+
 async def defines(module: ModuleSource, definition: str, settings: CueSettings | None) -> bool:
     """Whether the module's package defines ``definition`` (one ``cue`` run)."""
     try:
