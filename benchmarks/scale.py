@@ -1,7 +1,7 @@
 """Scale of the whole operator against the API-server floor.
 
     .venv/bin/python benchmarks/scale.py [--sizes 100,300,1000] [--variant apiserver|full]
-                                         [--json scale.json]
+                                         [--live-state] [--json scale.json]
 
 For each N, on a local control plane of its own: the operator (`pequod run`, a separate
 process) serves one Transform whose module renders a ConfigMap, a Deployment and a Service;
@@ -17,6 +17,11 @@ until the work queues are empty), and one edit to the module that changes every 
 Variant `apiserver` (etcd and kube-apiserver; readiness `Exists`) measures Pequod itself;
 `full` adds kube-controller-manager, kube-scheduler and kwok, and waits for Deployments to be
 Available.
+
+With `--live-state` the module also publishes a status field (`#Status`) and reads one value
+known only after apply: the ConfigMap holds its Service's `clusterIP` (`#Observe`), so the
+Service is applied first, the ConfigMap waits for the value, and the Deployment for the
+ConfigMap. The objects are the same three.
 
 Also reported: the CPU seconds etcd and kube-apiserver spent during the floor and during
 Pequod's run (on two cores they share the machine with the operator), the operator's RSS
@@ -75,6 +80,7 @@ MODULE = """package benchapp
 		metadata: {name: string, namespace: string, labels?: {...}, annotations?: {...}}
 		spec: #Input
 	}
+	OBSERVED
 	let appName = input.metadata.name
 	let appLabels = {"app.kubernetes.io/name": appName, "bench/edition": "EDITION"}
 	output: nodes: [
@@ -83,7 +89,7 @@ MODULE = """package benchapp
 			object: {
 				apiVersion: "v1", kind: "ConfigMap"
 				metadata: {name: appName, labels: appLabels}
-				data: {image: input.spec.image}
+				data: {image: input.spec.image CONFIG_DATA}
 			}
 			READY
 		},
@@ -110,7 +116,7 @@ MODULE = """package benchapp
 		},
 		{
 			id: "service"
-			dependsOn: ["deployment"]
+			LIVE_ORDER dependsOn: ["deployment"]
 			object: {
 				apiVersion: "v1", kind: "Service"
 				metadata: {name: appName, labels: appLabels}
@@ -126,9 +132,33 @@ MODULE = """package benchapp
 """
 
 
-def module_source(edition: str, variant: str) -> str:
+LIVE_STATE = """
+#Status: {
+	// Where the application's Service answers.
+	address?: string
+}
+#Observe: {
+	input: _
+	nodes: service: ["spec.clusterIP"]
+}
+"""
+
+
+def module_source(edition: str, variant: str, live_state: bool = False) -> str:
     ready = 'readyWhen: [{type: "Exists"}]' if variant == "apiserver" else ""
-    return MODULE.replace("EDITION", edition).replace("READY", ready)
+    source = MODULE.replace("EDITION", edition).replace("READY", ready)
+    if not live_state:
+        return source.replace("OBSERVED", "").replace("CONFIG_DATA", "").replace("LIVE_ORDER", "")
+    return (
+        source.replace(
+            "OBSERVED",
+            "observed: {nodes: [string]: _, references: [string]: _}\n"
+            '\tstatus: #Status & {address: "\\(observed.nodes.service.spec.clusterIP):80"}',
+        )
+        .replace("CONFIG_DATA", ", serviceAddress: observed.nodes.service.spec.clusterIP")
+        .replace("LIVE_ORDER", "//")
+        + LIVE_STATE
+    )
 
 
 def cpu_seconds(pid: int) -> tuple[float, float]:
@@ -347,14 +377,17 @@ async def floor(client: KubeClient, objects: list[dict[str, Any]], concurrency: 
     return time.monotonic() - started
 
 
-def write_module(directory: Path, variant: str) -> None:
+def write_module(directory: Path, variant: str, live_state: bool) -> None:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "module.cue").write_text(module_source("one", variant))
+    (directory / "module.cue").write_text(module_source("one", variant, live_state))
 
 
-async def rendered_objects(size: int, variant: str, directory: Path) -> list[dict[str, Any]]:
-    """The objects the module renders for N instances (rendered here, not timed)."""
-    await asyncio.to_thread(write_module, directory, variant)
+async def rendered_objects(
+    size: int, variant: str, live_state: bool, directory: Path
+) -> list[dict[str, Any]]:
+    """The objects the module renders for N instances (rendered here, not timed; a value read
+    after apply is its pending placeholder, a string like the real one)."""
+    await asyncio.to_thread(write_module, directory, variant, live_state)
     module = await asyncio.to_thread(load_directory, directory)
     renderer = Renderer()
     limit = asyncio.Semaphore(2)
@@ -362,8 +395,11 @@ async def rendered_objects(size: int, variant: str, directory: Path) -> list[dic
 
     async def one(index: int) -> None:
         async with limit:
-            result = await renderer.render(
-                module, Instance(f"app-{index}", FLOOR_NAMESPACE, {"replicas": 1})
+            result = await renderer.render_with_state(
+                module,
+                Instance(f"app-{index}", FLOOR_NAMESPACE, {"replicas": 1}),
+                node_values={},
+                referenced={},
             )
         for node in result.graph.nodes:
             obj = json.loads(json.dumps(node.object))
@@ -393,10 +429,12 @@ def transform(source: str) -> str:
     )
 
 
-async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -> Figures:
+async def measure(
+    size: int, variant: str, live_state: bool, apply_concurrency: int, work: Path
+) -> Figures:
     # SIGUSR1 prints where each of the benchmark's tasks waits.
     asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
-    figures = Figures(size, variant)
+    figures = Figures(size, variant + ("+live" if live_state else ""))
     plane = ControlPlane(work / f"plane-{size}")
     plane.start()
     operator = Operator(plane, work / f"operator-{size}.log", apply_concurrency)
@@ -408,13 +446,15 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
             kubectl(plane, "create", "namespace", namespace)
         kubectl(plane, "apply", "--server-side", "-f", str(REPOSITORY / "manifests" / "crds"))
 
-        objects = await rendered_objects(size, variant, work / f"module-{size}")
+        objects = await rendered_objects(size, variant, live_state, work / f"module-{size}")
         before_floor = plane_cpu_seconds(plane)
         figures.floor_seconds = await floor(client, objects, apply_concurrency)
         figures.floor_plane_cpu_seconds = cpu_difference(plane_cpu_seconds(plane), before_floor)
 
         operator.start()
-        kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("one", variant)))
+        kubectl(
+            plane, "apply", "-f", "-", stdin=transform(module_source("one", variant, live_state))
+        )
         kubectl(plane, "wait", "--for=condition=Ready", "transform/benchapp", "--timeout=120s")
         figures.serving_rss_mib = operator.rss_mib()
 
@@ -519,7 +559,9 @@ async def measure(size: int, variant: str, apply_concurrency: int, work: Path) -
         watching_graphs = asyncio.create_task(graphs.run())
         await graphs.synced.wait()
         started = time.monotonic()
-        kubectl(plane, "apply", "-f", "-", stdin=transform(module_source("two", variant)))
+        kubectl(
+            plane, "apply", "-f", "-", stdin=transform(module_source("two", variant, live_state))
+        )
         try:
             await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
         except TimeoutError:
@@ -543,21 +585,21 @@ def report(results: list[Figures]) -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     )
     header = (
-        f"{'variant':<10}{'N':>6}{'wall s':>8}{'floor s':>9}{'ratio':>7}{'p50 s':>7}{'p95 s':>7}"
+        f"{'variant':<15}{'N':>6}{'wall s':>8}{'floor s':>9}{'ratio':>7}{'p50 s':>7}{'p95 s':>7}"
         f"{'cpu s':>7}{'cue cpu':>8}{'RSS MiB':>9}{'ms/inst':>9}{'cue':>6}{'writes':>8}"
     )
     print(header)
     print("-" * len(header))
     for f in results:
         print(
-            f"{f.variant:<10}{f.size:>6}{f.wall_seconds:>8.1f}{f.floor_seconds:>9.1f}"
+            f"{f.variant:<15}{f.size:>6}{f.wall_seconds:>8.1f}{f.floor_seconds:>9.1f}"
             f"{f.ratio:>7.2f}{f.ready_p50_seconds:>7.1f}{f.ready_p95_seconds:>7.1f}"
             f"{f.cpu_seconds:>7.1f}{f.children_cpu_seconds:>8.1f}{f.peak_rss_mib:>9.0f}"
             f"{1000 * f.wall_seconds / f.size:>9.1f}{f.cue_runs:>6}{writes(f.requests):>8}"
         )
     print()
     header = (
-        f"{'variant':<10}{'N':>6}  {'resync: s, cue, writes':<26}"
+        f"{'variant':<15}{'N':>6}  {'resync: s, cue, writes':<26}"
         f"{'restart: s, cue, writes':<26}{'module edit s':>14}"
     )
     print(header)
@@ -568,7 +610,7 @@ def report(results: list[Figures]) -> None:
             f"{f.restart['seconds_to_idle']:.1f}, {f.restart['cue_runs']}, {f.restart['writes']}"
         )
         print(
-            f"{f.variant:<10}{f.size:>6}  {resync:<26}{restart:<26}{f.module_edit_seconds:>14.1f}"
+            f"{f.variant:<15}{f.size:>6}  {resync:<26}{restart:<26}{f.module_edit_seconds:>14.1f}"
         )
     print()
     for f in results:
@@ -589,6 +631,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,300,1000")
     parser.add_argument("--variant", choices=["apiserver", "full"], default="apiserver")
+    parser.add_argument(
+        "--live-state",
+        action="store_true",
+        help="a module with #Status and one value read after apply",
+    )
     parser.add_argument("--apply-concurrency", type=int, default=8)
     parser.add_argument("--json", help="also write the figures to this file")
     arguments = parser.parse_args()
@@ -597,7 +644,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="pequod-scale-") as work:
         for size in sizes:
             figures = asyncio.run(
-                measure(size, arguments.variant, arguments.apply_concurrency, Path(work))
+                measure(
+                    size,
+                    arguments.variant,
+                    arguments.live_state,
+                    arguments.apply_concurrency,
+                    Path(work),
+                )
             )
             results.append(figures)
             print(f"N={size}: {figures.wall_seconds:.1f} s", file=sys.stderr, flush=True)
