@@ -42,7 +42,7 @@ from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError, KubeClient
 from pequod.kube.discovery import Discovery, UnknownKindError
 from pequod.kube.resources import ResourceType
 from pequod.metrics import DAG_EXECUTION_DURATION, DRIFT_CORRECTIONS
-from pequod.render.observe import read_paths
+from pequod.render.observe import known_in, read_paths
 
 logger = structlog.get_logger(__name__)
 
@@ -123,6 +123,13 @@ class GraphExecutor:
                 break
         _mark_blocked(nodes, statuses)
         _mark_waiting(nodes, statuses)
+        waiting = [n for n in nodes if n.waiting_for]
+        result.superseded = (
+            bool(waiting)
+            and not result.dry_run
+            and result.phase == "Executing"
+            and all(known_in(result.observed, p) for n in waiting for p in n.waiting_for)
+        )
         result.changes = ChangeSet.of_nodes(statuses)
         result.inventory = [inventory[n.id] for n in nodes if n.id in inventory]
         if result.dry_run:

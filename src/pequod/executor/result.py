@@ -117,6 +117,9 @@ class PassResult:
     observed: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per node id the graph observes (``spec.observe.nodes``): the declared paths of its
     live object, as found (written into ``status.observed``)."""
+    superseded: bool = False
+    """Every node that waits waits only for values of the graph's own nodes that this pass
+    found: the instance controller renders a graph with them, which replaces this one."""
 
     @property
     def phase(self) -> GraphPhase:

@@ -69,6 +69,9 @@ class GraphReconciler:
         self._inventory_sizes: dict[GraphKey, int] = {}
         self._phase_totals: collections.Counter[str] = collections.Counter()
         self._inventory_total = 0
+        # Per graph: the generation whose superseded pass was not reported, and what that
+        # pass applied (said in the next Event instead).
+        self._unreported: dict[GraphKey, tuple[int | None, list[str]]] = {}
         self.executor = GraphExecutor(
             client,
             manager.discovery,
@@ -87,13 +90,14 @@ class GraphReconciler:
         obj = self.graphs.get(f"{namespace}/{name}")
         if obj is None:
             self._record(key, None)
+            self._unreported.pop(key, None)
             return DONE
         graph = ResourceGraph.parse(obj)
         if graph.deleting:
             return await self._finalize(key, graph)
         await self._hold(graph)
         result = await self._execute(key, graph)
-        await self._report(graph, result)
+        await self._report(key, graph, result)
         if result.phase in ("Ready", "DryRun") and result.retry_after is None:
             return DONE
         return Result(requeue_after=result.retry_after or EXECUTING_RECHECK_SECONDS)
@@ -170,6 +174,7 @@ class GraphReconciler:
         )
         self.executor.forget(graph)
         self._record(key, None)
+        self._unreported.pop(key, None)
 
     async def _report_orphaned(self, graph: ResourceGraph, instance: dict[str, Any]) -> None:
         """Says that a graph went without its objects: the graph that replaces it adopts them."""
@@ -206,9 +211,19 @@ class GraphReconciler:
             DAG_NODES.labels(phase).set(self._phase_totals.get(phase, 0))
         RESOURCES_MANAGED.set(self._inventory_total)
 
-    async def _report(self, graph: ResourceGraph, result: PassResult) -> None:
+    async def _report(self, key: GraphKey, graph: ResourceGraph, result: PassResult) -> None:
         """Writes the pass into the graph's status and, once written, says what changed in
-        Events: an outcome (Ready, Failed, DryRun) reached, objects applied, objects pruned."""
+        Events: an outcome (Ready, Failed, DryRun) reached, objects applied, objects pruned.
+
+        A pass whose waiting nodes wait only for values it has just found is not written, once
+        per generation: the graph rendered with those values replaces this one at once, and
+        its status is the one worth a write (what this pass applied is in its Event). Were that
+        graph not to come, the next pass over this one writes its status."""
+        unreported_generation, unreported = self._unreported.pop(key, (None, []))
+        applied_now = [] if result.dry_run else result.changes.applied
+        if result.superseded and unreported_generation != graph.generation:
+            self._unreported[key] = (graph.generation, [*unreported, *applied_now])
+            return
         previous = graph.object.get("status") or {}
         message = _message(result)
         conditions = set_condition(
@@ -231,13 +246,19 @@ class GraphReconciler:
         if not graph.spec.observe.empty:
             status["observed"] = result.observed
         if await self._write_status(graph, status):
-            await self._record_events(graph, previous.get("phase"), message, result)
+            await self._record_events(
+                graph, previous.get("phase"), message, result, [*unreported, *applied_now]
+            )
 
     async def _record_events(
-        self, graph: ResourceGraph, previous_phase: str | None, message: str, result: PassResult
+        self,
+        graph: ResourceGraph,
+        previous_phase: str | None,
+        message: str,
+        result: PassResult,
+        applied_ids: list[str],
     ) -> None:
         phase = result.phase
-        applied_ids = [] if result.dry_run else result.changes.applied
         applied = f"applied {', '.join(applied_ids)}" if applied_ids else ""
         # Outcomes are events (Ready, Failed, DryRun); passing through Executing is not.
         # A pass that applies and reaches its outcome says both in one event.

@@ -143,7 +143,9 @@ class InstanceReconciler:
         rendered = Instance.from_object(instance)
         input_hash = Renderer.hash(module, rendered, served.kind.policies)
         try:
-            live_state = await self._live_state(key, served, graph, module, rendered, input_hash)
+            live_state = await self._live_state(
+                key, served, graph, module, rendered, input_hash, SourceRef.of(instance)
+            )
         except _Refused as refused:
             await self._invalid(
                 served,
@@ -197,6 +199,7 @@ class InstanceReconciler:
         module: ModuleSource,
         rendered: Instance,
         input_hash: str,
+        source: SourceRef,
     ) -> LiveState:
         """What the render reads (the module's #Observe for this input) and the values it is
         given: the graph's record of its own nodes and the referenced objects, pending where
@@ -208,7 +211,8 @@ class InstanceReconciler:
             and graph.spec.metadata.render_hash == input_hash
         ):
             return LiveState(NO_DECLARATION, None, input_hash)  # read nothing, nothing changed
-        if graph is not None and graph.spec.metadata.input_hash == input_hash:
+        rendered_before = graph is not None and graph.spec.metadata.input_hash == input_hash
+        if graph is not None and rendered_before:
             declaration = graph.spec.observe
         else:
             try:
@@ -224,8 +228,12 @@ class InstanceReconciler:
             self.references.forget(key)
             return LiveState(declaration, None, input_hash)
         try:
-            referenced = await self.references.resolve(
-                key, declaration, served.kind.namespace_policy(rendered.namespace)
+            node_values, referenced = await self.references.resolve(
+                key,
+                declaration,
+                served.kind.namespace_policy(rendered.namespace),
+                graph,
+                source,
             )
         except ReferenceProblem as problem:
             # A missing object may appear (then the instance renders); a refused one needs a
@@ -236,9 +244,11 @@ class InstanceReconciler:
                 "ReferencesResolved",
                 "Waiting" if isinstance(problem, ReferenceNotFound) else "Failed",
             ) from None
-        node_values = graph.status.observed if graph is not None else {}
         return LiveState(
-            declaration, observed_document(declaration, node_values, referenced), input_hash
+            declaration,
+            observed_document(declaration, node_values, referenced),
+            input_hash,
+            rendered_before,
         )
 
     async def _render_and_write(
@@ -260,6 +270,13 @@ class InstanceReconciler:
         )
         if result is None:
             return
+        if not live_state.declaration.empty:
+            await self.references.follow_nodes(
+                InstanceKey(served.transform, rendered.namespace, rendered.name),
+                live_state.declaration,
+                result.graph.nodes,
+                rendered.namespace,
+            )
         try:
             await self._write_graph(
                 served.kind, instance, graph_name, module, pinned, result, live_state
@@ -285,12 +302,15 @@ class InstanceReconciler:
             graph=graph_name,
             render_hash=result.render_hash[:19],
         )
-        await self.events.record(
-            instance,
-            "Normal",
-            "Rendered",
-            f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
-        )
+        if not live_state.rendered_before:
+            # A render again with new observed values only is not news worth an Event: the
+            # graph's own Events say what it applies.
+            await self.events.record(
+                instance,
+                "Normal",
+                "Rendered",
+                f"rendered {len(result.graph.nodes)} nodes into ResourceGraph {graph_name}",
+            )
 
     async def _render(
         self,
@@ -598,6 +618,8 @@ class LiveState:
     observed: dict[str, Any] | None
     input_hash: str
     """The render hash of module, policies and input alone: what keys ``declaration``."""
+    rendered_before: bool = False
+    """The graph in force was rendered from this same input (only observed values differ)."""
 
 
 def _graph_is_current(

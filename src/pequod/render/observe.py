@@ -213,6 +213,13 @@ def observed_document(
     }
 
 
+def known_in(node_values: Mapping[str, Any], path: str) -> bool:
+    """Whether ``node_values`` (values by node id) hold ``path`` (``nodes.ID.FIELD...``)."""
+    kind, _, rest = path.partition(".")
+    node_id, _, field_path = rest.partition(".")
+    return kind == "nodes" and _lookup(node_values.get(node_id), field_path) is not _MISSING
+
+
 def pending_paths(value: Any) -> list[str]:
     """Every pending value's path found in ``value`` (whole strings and interpolations)."""
     return sorted({m.group(1) for text in _strings(value) for m in PENDING_PATTERN.finditer(text)})
