@@ -355,6 +355,8 @@ def _webservice_reads_its_database(kubectl: Kubectl, namespace: str) -> None:
         "name": "orders",
         "key": "password",
     }
+    explained = kubectl.run("explain", "webservices.status.url").stdout
+    assert "URL the service answers on" in explained
     url = f"http://shop.{namespace}.svc.cluster.local:80"
     wait_for(
         lambda: columns(kubectl, "ws", "shop", "-n", namespace).get("URL") == url,

@@ -91,7 +91,16 @@ def test_a_bad_declaration_is_refused(raw: dict[str, Any], message: str) -> None
         parse_declaration(raw, "apps")
 
 
-def test_a_secret_may_be_read_for_its_metadata() -> None:
+@pytest.mark.parametrize("path", ["metadata", "metadata.annotations", "immutable"])
+def test_a_secret_is_never_read_beyond_its_identity(path: str) -> None:
+    raw = {
+        "references": {"r": {"apiVersion": "v1", "kind": "Secret", "name": "x", "paths": [path]}}
+    }
+    with pytest.raises(ObserveError, match="Secret's data or annotations"):
+        parse_declaration(raw, "apps")
+
+
+def test_a_secret_may_be_read_for_its_name() -> None:
     declaration = parse_declaration(
         {
             "references": {

@@ -9,6 +9,7 @@ instance's uid) without re-creating or restarting anything."""
 from __future__ import annotations
 
 import collections
+import time
 from typing import Any
 
 import structlog
@@ -34,6 +35,9 @@ logger = structlog.get_logger(__name__)
 
 GraphKey = tuple[str, str]
 EXECUTING_RECHECK_SECONDS = 30.0
+SUPERSEDED_GRACE_SECONDS = 10.0
+"""How long passes superseded by the render they trigger go unwritten, at most: the graph
+rendered with the values they found normally replaces them within a second."""
 DELETION_RECHECK_SECONDS = 1.0
 
 
@@ -69,9 +73,9 @@ class GraphReconciler:
         self._inventory_sizes: dict[GraphKey, int] = {}
         self._phase_totals: collections.Counter[str] = collections.Counter()
         self._inventory_total = 0
-        # Per graph: the generation whose superseded pass was not reported, and what that
-        # pass applied (said in the next Event instead).
-        self._unreported: dict[GraphKey, tuple[int | None, list[str]]] = {}
+        # Per graph: the generation whose superseded passes were not reported, since when,
+        # and what they applied (said in the next Event instead).
+        self._unreported: dict[GraphKey, tuple[int | None, float, list[str]]] = {}
         self.executor = GraphExecutor(
             client,
             manager.discovery,
@@ -215,14 +219,19 @@ class GraphReconciler:
         """Writes the pass into the graph's status and, once written, says what changed in
         Events: an outcome (Ready, Failed, DryRun) reached, objects applied, objects pruned.
 
-        A pass whose waiting nodes wait only for values it has just found is not written, once
-        per generation: the graph rendered with those values replaces this one at once, and
-        its status is the one worth a write (what this pass applied is in its Event). Were that
-        graph not to come, the next pass over this one writes its status."""
-        unreported_generation, unreported = self._unreported.pop(key, (None, []))
+        A pass whose waiting nodes wait only for values it has just found is not written: the
+        graph rendered with those values replaces this one at once, and its status is the one
+        worth a write (what this pass applied is in its Event). Were that graph not to come
+        within :data:`SUPERSEDED_GRACE_SECONDS`, the next pass over this one writes its
+        status."""
+        generation, since, unreported = self._unreported.pop(key, (None, 0.0, []))
         applied_now = [] if result.dry_run else result.changes.applied
-        if result.superseded and unreported_generation != graph.generation:
-            self._unreported[key] = (graph.generation, [*unreported, *applied_now])
+        now = time.monotonic()
+        if generation != graph.generation:
+            since = now
+        if result.superseded and now - since < SUPERSEDED_GRACE_SECONDS:
+            self._unreported[key] = (graph.generation, since, [*unreported, *applied_now])
+            result.wait(SUPERSEDED_GRACE_SECONDS - (now - since))
             return
         previous = graph.object.get("status") or {}
         message = _message(result)

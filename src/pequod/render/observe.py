@@ -19,9 +19,18 @@ PENDING_PATTERN = re.compile(r"\(pending: ((?:nodes|references)\.[A-Za-z0-9_.\-]
 
 _FIELD = re.compile(r"^[A-Za-z0-9_\-]+$")
 _LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-SECRET_DATA_FIELDS = ("data", "stringData")
-"""Fields of a Secret no render may read: a graph holding them would hold the secret in
-clear (a module passes a Secret's name on, in a ``secretKeyRef``)."""
+SECRET_READABLE = (
+    "metadata.name",
+    "metadata.namespace",
+    "metadata.uid",
+    "metadata.labels",
+    "metadata.creationTimestamp",
+    "type",
+)
+"""What a render may read of a Secret: its identity, labels and type. Never its data, nor its
+annotations (``kubectl apply`` keeps the whole Secret, data included, in one): a graph
+holding them would hold the secret in clear. A module passes a Secret's name on, in a
+``secretKeyRef``."""
 
 
 class ObserveError(Exception):
@@ -148,15 +157,18 @@ def parse_declaration(raw: Any, namespace: str) -> Declaration:
 
 
 def refuse_secret_data(api_version: str, kind: str, paths: tuple[str, ...], where: str) -> None:
-    """Raises :class:`ObserveError` when ``paths`` of a Secret reach its data."""
+    """Raises :class:`ObserveError` when ``paths`` of a Secret reach more than
+    :data:`SECRET_READABLE`."""
     if api_version != "v1" or kind != "Secret":
         return
     for path in paths:
-        if path.split(".")[0] in SECRET_DATA_FIELDS:
+        if not any(
+            path == allowed or path.startswith(allowed + ".") for allowed in SECRET_READABLE
+        ):
             raise ObserveError(
-                f"{where}: {path!r} reads a Secret's data, which a render never sees (a graph "
-                "would hold it in clear); read its metadata, and pass its name on in a "
-                "secretKeyRef"
+                f"{where}: {path!r} reads a Secret's data or annotations, which a render never "
+                "sees (a graph would hold them in clear); a render may read a Secret's "
+                f"{', '.join(SECRET_READABLE)}, and passes its name on in a secretKeyRef"
             )
 
 
