@@ -35,9 +35,10 @@ logger = structlog.get_logger(__name__)
 
 GraphKey = tuple[str, str]
 EXECUTING_RECHECK_SECONDS = 30.0
-SUPERSEDED_GRACE_SECONDS = 10.0
+SUPERSEDED_GRACE_SECONDS = 30.0
 """How long passes superseded by the render they trigger go unwritten, at most: the graph
-rendered with the values they found normally replaces them within a second."""
+rendered with the values they found normally replaces them within seconds, later only when
+the instance queue is long."""
 DELETION_RECHECK_SECONDS = 1.0
 
 
