@@ -179,7 +179,7 @@ def test_unknown_module_and_version_are_named() -> None:
     assert "embedded:nope: no such embedded module (available: " in unknown.stderr
     version = pequod("vet", "embedded:webservice@9.9.9")
     assert version.returncode == 1
-    assert "no version 9.9.9 (available: 1.0.0, 1.1.0)" in version.stderr
+    assert "no version 9.9.9 (available: 1.0.0, 1.1.0, 1.2.0)" in version.stderr
 
 
 def test_usage_errors_exit_2() -> None:

@@ -62,13 +62,16 @@ class _Evaluator:
         self.calls = 0
 
     async def evaluate(
-        self, module: ModuleSource, instance: Instance, observed: Any = None
+        self, module: ModuleSource, instance: Instance, observed: Any = None, **_: Any
     ) -> dict[str, Any]:
         self.calls += 1
         return {"output": self.output, "input": {"spec": {}}}
 
 
 async def test_a_render_over_the_limit_is_refused_cached_or_not(tmp_path: Path) -> None:
+    # A package cue loads (to ask which parts of the contract it defines: none); the
+    # evaluation itself is the fake's.
+    (tmp_path / "module.cue").write_text("package fake\n")
     module = ModuleSource(tmp_path, "fake-module", "sha256:" + "0" * 64)
     instance = Instance("one", "default", {})
     output = {

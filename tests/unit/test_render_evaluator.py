@@ -26,7 +26,12 @@ class FakeCue:
         self.release = asyncio.Event()
 
     async def one(
-        self, module: Any, evaluation: Evaluation, settings: Any, purpose: Any = None
+        self,
+        module: Any,
+        evaluation: Evaluation,
+        settings: Any,
+        purpose: Any = None,
+        live_state: bool = True,
     ) -> dict[str, Any]:
         instance = evaluation.instance
         self.batches.append([instance.name])
@@ -36,7 +41,12 @@ class FakeCue:
         return {"input": {"name": instance.name}, "output": {"nodes": []}}
 
     async def many(
-        self, module: Any, evaluations: list[Evaluation], settings: Any, purpose: Any = None
+        self,
+        module: Any,
+        evaluations: list[Evaluation],
+        settings: Any,
+        purpose: Any = None,
+        live_state: bool = True,
     ) -> list[Any]:
         instances = [e.instance for e in evaluations]
         self.batches.append([i.name for i in instances])

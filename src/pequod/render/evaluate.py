@@ -93,17 +93,28 @@ def _stdin(module: ModuleSource, data: dict[str, Any]) -> bytes:
     return f"{clause}pequod_data: {body}\n{_PACKAGE_ADDITIONS}".encode()
 
 
-def _export_arguments(expression: str) -> list[str]:
-    """``cue export`` of ``expression``, with the file on stdin added to the package."""
-    return ["export", ".", "cue:", "-", "-e", expression, "--out", "json"]
+def _export_arguments(expression: str, live_state: bool) -> list[str]:
+    """``cue export`` of ``expression``: with the file on stdin added to the package, or, for
+    a module without live state, with the JSON on stdin placed at ``pequod_data``."""
+    stdin = ["cue:", "-"] if live_state else ["json:", "-", "-l", "pequod_data:"]
+    return ["export", ".", *stdin, "-e", expression, "--out", "json"]
 
 
-def _render_fields(data: str, suffix: str = "") -> str:
+def _stdin_for(module: ModuleSource, data: dict[str, Any], live_state: bool) -> bytes:
+    if live_state:
+        return _stdin(module, data)
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _render_fields(data: str, suffix: str = "", live_state: bool = True) -> str:
+    if not live_state:
+        unified = f"(#Render & {{input: {data}.input}})"
+        return ", ".join(f"{name}{suffix}: {unified}.{name}" for name in ("input", "output"))
     unified = f"(#Render & {{input: {data}.input, observed: {data}.observed}})"
     return ", ".join(f"{name}{suffix}: {unified}.{name}" for name in _RENDER_FIELDS)
 
 
-def _expression(purpose: Purpose, size: int | None) -> str:
+def _expression(purpose: Purpose, size: int | None, live_state: bool = True) -> str:
     """One instance (``size`` None, data at ``pequod_data``) or a batch (``pequod_data.iN``)."""
     if purpose == OBSERVE:
         if size is None:
@@ -113,8 +124,8 @@ def _expression(purpose: Purpose, size: int | None) -> str:
         )
         return "{" + fields + "}"
     if size is None:
-        return "{" + _render_fields("pequod_data") + ", #schema: #Input}"
-    fields = ", ".join(_render_fields(f"pequod_data.i{i}", str(i)) for i in range(size))
+        return "{" + _render_fields("pequod_data", "", live_state) + ", #schema: #Input}"
+    fields = ", ".join(_render_fields(f"pequod_data.i{i}", str(i), live_state) for i in range(size))
     return "{" + fields + ", #schema: #Input}"
 
 
@@ -123,14 +134,17 @@ async def evaluate_one(
     evaluation: Evaluation,
     settings: CueSettings | None,
     purpose: Purpose = RENDER,
+    live_state: bool = True,
 ) -> dict[str, Any]:
     """``{input, output, status}`` of ``#Render`` (or ``{observe}`` of ``#Observe``) with
-    the instance: one ``cue`` process."""
+    the instance: one ``cue`` process. Without ``live_state`` (a module that neither
+    observes nor publishes a status), ``{input, output}``."""
+    live_state = live_state or purpose == OBSERVE
     try:
         output = await run_cue(
-            _export_arguments(_expression(purpose, None)),
+            _export_arguments(_expression(purpose, None, live_state), live_state),
             cwd=module.directory,
-            stdin=_stdin(module, evaluation.render_data()),
+            stdin=_stdin_for(module, evaluation.render_data(), live_state),
             settings=settings,
         )
     except CueError as error:
@@ -143,18 +157,23 @@ async def evaluate_many(
     evaluations: list[Evaluation],
     settings: CueSettings | None,
     purpose: Purpose = RENDER,
+    live_state: bool = True,
 ) -> list[dict[str, Any]]:
     """The evaluation of each of ``evaluations``, from one ``cue`` process. Raises
     :class:`CueError` when any of them fails (the caller then evaluates them one by one)."""
+    live_state = live_state or purpose == OBSERVE
     documents = {f"i{i}": e.render_data() for i, e in enumerate(evaluations)}
     output = await run_cue(
-        _export_arguments(_expression(purpose, len(evaluations))),
+        _export_arguments(_expression(purpose, len(evaluations), live_state), live_state),
         cwd=module.directory,
-        stdin=_stdin(module, documents),
+        stdin=_stdin_for(module, documents, live_state),
         settings=settings,
     )
     evaluated = json.loads(output)
-    fields = ("observe",) if purpose == OBSERVE else _RENDER_FIELDS
+    if purpose == OBSERVE:
+        fields: tuple[str, ...] = ("observe",)
+    else:
+        fields = _RENDER_FIELDS if live_state else ("input", "output")
     return [{name: evaluated[f"{name}{i}"] for name in fields} for i in range(len(evaluations))]
 
 
@@ -205,6 +224,7 @@ class _Request:
 class _ModuleQueue:
     module: ModuleSource
     purpose: Purpose
+    live_state: bool
     waiting: list[_Request] = field(default_factory=list)
     running: int = 0
 
@@ -233,11 +253,13 @@ class RenderEvaluator:
         instance: Instance,
         observed: dict[str, Any] | None = None,
         purpose: Purpose = RENDER,
+        *,
+        live_state: bool = True,
     ) -> dict[str, Any]:
         key = (module.directory, module.digest, purpose)
         queue = self._queues.get(key)
         if queue is None:
-            queue = self._queues[key] = _ModuleQueue(module, purpose)
+            queue = self._queues[key] = _ModuleQueue(module, purpose, live_state)
         request = _Request(
             Evaluation(instance, observed), asyncio.get_running_loop().create_future()
         )
@@ -255,7 +277,7 @@ class RenderEvaluator:
                 batch = queue.waiting[: self.max_batch]
                 del queue.waiting[: self.max_batch]
                 try:
-                    await self._run(queue.module, queue.purpose, batch)
+                    await self._run(queue, batch)
                 except asyncio.CancelledError:
                     # Shutdown: nobody is left to settle these.
                     for request in batch:
@@ -272,12 +294,13 @@ class RenderEvaluator:
                 queue.waiting.clear()
                 self._queues.pop(key, None)
 
-    async def _run(self, module: ModuleSource, purpose: Purpose, batch: list[_Request]) -> None:
+    async def _run(self, queue: _ModuleQueue, batch: list[_Request]) -> None:
+        module, purpose, live_state = queue.module, queue.purpose, queue.live_state
         RENDER_BATCH_SIZE.observe(len(batch))
         if len(batch) > 1:
             try:
                 results = await evaluate_many(
-                    module, [r.evaluation for r in batch], self.settings, purpose
+                    module, [r.evaluation for r in batch], self.settings, purpose, live_state
                 )
             except Exception:  # one of them is wrong: each is evaluated alone below
                 pass
@@ -292,7 +315,9 @@ class RenderEvaluator:
             if request.result.done():
                 continue  # its reconcile was cancelled
             try:
-                evaluated = await evaluate_one(module, request.evaluation, self.settings, purpose)
+                evaluated = await evaluate_one(
+                    module, request.evaluation, self.settings, purpose, live_state
+                )
             except Exception as error:  # handed to the render waiting for it
                 _set_exception(request, error)
             else:

@@ -89,9 +89,9 @@ class Renderer:
         self.cache: RenderCache[RenderResult] = RenderCache(cache_entries)
         self.declarations: RenderCache[Declaration] = RenderCache(cache_entries)
         self.evaluator = RenderEvaluator(settings, max_batch=max_batch)
-        # Per module digest: whether it defines #Observe (asked once, shared by the renders
-        # that ask at the same time).
-        self._observes: dict[str, asyncio.Future[bool]] = {}
+        # Per module digest: which parts of the contract it defines (asked once, shared by
+        # the renders that ask at the same time).
+        self._contracts: dict[str, asyncio.Future[ModuleContract]] = {}
 
     @staticmethod
     def hash(
@@ -109,7 +109,7 @@ class Renderer:
         """What the render of ``instance`` reads (its ``#Observe``, checked), cached by module
         and input; empty for a module without ``#Observe``, at no ``cue`` run after the
         module's first. Raises :class:`RenderError` or :class:`ObserveError`."""
-        if not await self._module_observes(module):
+        if not (await self.contract(module)).observes:
             return NO_DECLARATION
         key = self.hash(module, instance)
         found = self.declarations.get(key)
@@ -142,17 +142,19 @@ class Renderer:
             module, instance, policies=policies, namespaces=namespaces, observed=observed
         )
 
-    async def _module_observes(self, module: ModuleSource) -> bool:
-        asked = self._observes.get(module.digest)
+    async def contract(self, module: ModuleSource) -> ModuleContract:
+        """Whether the module defines ``#Observe`` and ``#Status`` (two ``cue`` runs, once
+        per module digest)."""
+        asked = self._contracts.get(module.digest)
         if asked is None:
-            asked = self._observes[module.digest] = asyncio.ensure_future(
-                defines(module, "#Observe", self.settings)
+            asked = self._contracts[module.digest] = asyncio.ensure_future(
+                module_contract(module, self.settings)
             )
         try:
             return await asyncio.shield(asked)
         except BaseException:
             if asked.done():
-                self._observes.pop(module.digest, None)  # asked again next time
+                self._contracts.pop(module.digest, None)  # asked again next time
             raise
 
     async def render(
@@ -193,7 +195,10 @@ class Renderer:
         hash_value: str,
         observed: dict[str, Any] | None,
     ) -> RenderResult:
-        evaluated = await self.evaluator.evaluate(module, instance, observed)
+        contract = await self.contract(module)
+        evaluated = await self.evaluator.evaluate(
+            module, instance, observed, live_state=contract.live_state
+        )
         try:
             graph = build_graph(evaluated["output"], namespaces, source=module.reference)
         except GraphError as error:
@@ -282,6 +287,27 @@ async def check_observe(module: ModuleSource, settings: CueSettings | None) -> b
     return True
 
 
+@dataclass(frozen=True)
+class ModuleContract:
+    """The optional parts of the module contract a module defines."""
+
+    observes: bool
+    publishes_status: bool
+
+    @property
+    def live_state(self) -> bool:
+        """Rendered with ``observed`` and exporting ``status``; a module with neither is
+        rendered exactly as before they existed (a cheaper ``cue`` run)."""
+        return self.observes or self.publishes_status
+
+
+async def module_contract(module: ModuleSource, settings: CueSettings | None) -> ModuleContract:
+    observes, publishes_status = await asyncio.gather(
+        defines(module, "#Observe", settings), defines(module, "#Status", settings)
+    )
+    return ModuleContract(observes, publishes_status)
+
+
 async def defines(module: ModuleSource, definition: str, settings: CueSettings | None) -> bool:
     """Whether the module's package defines ``definition`` (one ``cue`` run)."""
     try:
@@ -289,9 +315,7 @@ async def defines(module: ModuleSource, definition: str, settings: CueSettings |
     except CueError as error:
         if any(f'reference "{definition}" not found' in d.message for d in error.diagnostics):
             return False
-        raise RenderError(
-            f"{module.reference}: cue could not load the module", error.diagnostics
-        ) from None
+        raise  # cue's own words: the module does not load, or cue ran out of time
     return True
 
 
