@@ -85,11 +85,12 @@ def package_name(directory: Path, digest: str) -> str | None:
 
 
 def _stdin(module: ModuleSource, data: dict[str, Any]) -> bytes:
-    """The file added to the module's package: ``pequod_data`` (JSON is CUE) and the fields of
-    #Render it may not declare."""
+    """The file added to the module's package: ``pequod_data`` (JSON is CUE; ASCII with
+    escapes, which both of cue's parsers read, where some raw characters are refused) and the
+    fields of #Render it may not declare."""
     package = package_name(module.directory, module.digest)
     clause = f"package {package}\n" if package else ""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    body = json.dumps(data, separators=(",", ":"))
     return f"{clause}pequod_data: {body}\n{_PACKAGE_ADDITIONS}".encode()
 
 
@@ -103,7 +104,7 @@ def _export_arguments(expression: str, live_state: bool) -> list[str]:
 def _stdin_for(module: ModuleSource, data: dict[str, Any], live_state: bool) -> bytes:
     if live_state:
         return _stdin(module, data)
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(data, separators=(",", ":")).encode()
 
 
 def _render_fields(data: str, suffix: str = "", live_state: bool = True) -> str:
