@@ -33,6 +33,7 @@ from pequod.executor.result import (
     READY,
     WAITING,
     ChangeSet,
+    NodePhase,
     NodeStatus,
     PassResult,
 )
@@ -312,34 +313,38 @@ class GraphExecutor:
 
 def _mark_blocked(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> None:
     """Marks Blocked each Pending node that depends, directly or not, on one that failed."""
-    failed = {i for i, s in statuses.items() if s.phase == ERROR}
-    changed = True
-    while changed:
-        changed = False
-        for node in nodes:
-            status = statuses[node.id]
-            blockers = failed & set(node.depends_on)
-            if status.phase == PENDING and blockers:
-                status.phase = BLOCKED
-                status.last_error = f"blocked by {', '.join(sorted(blockers))}"
-                failed.add(node.id)
-                changed = True
+    for status, blockers in _pending_behind(nodes, statuses, ERROR, BLOCKED):
+        status.last_error = f"blocked by {blockers}"
 
 
 def _mark_waiting(nodes: tuple[Node, ...], statuses: dict[str, NodeStatus]) -> None:
     """Marks Waiting each Pending node that depends, directly or not, on a Waiting one."""
-    waiting = {i for i, s in statuses.items() if s.phase == WAITING}
+    for status, blockers in _pending_behind(nodes, statuses, WAITING, WAITING):
+        status.ready_details = f"waits for {blockers}"
+
+
+def _pending_behind(
+    nodes: tuple[Node, ...],
+    statuses: dict[str, NodeStatus],
+    behind: NodePhase,
+    marked: NodePhase,
+) -> list[tuple[NodeStatus, str]]:
+    """Puts each Pending node that depends, directly or not, on a node in phase ``behind``
+    into phase ``marked``; returns each with the ids it depends on that hold it back."""
+    held = {i for i, s in statuses.items() if s.phase == behind}
+    found: list[tuple[NodeStatus, str]] = []
     changed = True
     while changed:
         changed = False
         for node in nodes:
             status = statuses[node.id]
-            blockers = waiting & set(node.depends_on)
+            blockers = held & set(node.depends_on)
             if status.phase == PENDING and blockers:
-                status.phase = WAITING
-                status.ready_details = f"waits for {', '.join(sorted(blockers))}"
-                waiting.add(node.id)
+                status.phase = marked
+                found.append((status, ", ".join(sorted(blockers))))
+                held.add(node.id)
                 changed = True
+    return found
 
 
 def _rendered(nodes: tuple[Node, ...]) -> list[InventoryEntry]:
