@@ -90,9 +90,9 @@ def _crd_node_schema() -> dict[str, Any]:
 
 def test_the_crd_node_schema_is_made_from_the_node_schema() -> None:
     module_node = OUTPUT_SCHEMA["properties"]["nodes"]["items"]
-    # A module writes every field of a stored node but waitingFor, which is Pequod's.
+    # A module writes every field of a stored node but waitingFor and adoption: Pequod's.
     assert module_node["properties"] == {
-        k: v for k, v in NODE_SCHEMA["properties"].items() if k != "waitingFor"
+        k: v for k, v in NODE_SCHEMA["properties"].items() if k not in ("waitingFor", "adoption")
     }
     assert {k: v for k, v in module_node.items() if k != "properties"} == {
         k: v for k, v in NODE_SCHEMA.items() if k != "properties"

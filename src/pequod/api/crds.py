@@ -94,6 +94,21 @@ def transform_crd() -> dict[str, Any]:
                 "type": "boolean",
                 "description": "Whether rendered objects may be cluster-scoped.",
             },
+            "adoption": {
+                "type": "object",
+                "description": "Whether instances may take over objects that exist without "
+                "them (the instance asks with the annotation pequod.io/adopt).",
+                "properties": {
+                    "allowedStrategies": {
+                        "type": "array",
+                        "description": "The strategies an instance may ask for: "
+                        "TakeOwnership (Pequod becomes the owner of the fields it renders) "
+                        "and Observe (read, never written). Default: none.",
+                        "items": {"type": "string", "enum": ["TakeOwnership", "Observe"]},
+                        "x-kubernetes-list-type": "set",
+                    },
+                },
+            },
             "instancePlatformRefs": {
                 "type": "array",
                 "description": "Module versions an instance may pin with spec.platformRef.",
@@ -258,6 +273,15 @@ def resource_graph_crd() -> dict[str, Any]:
                         "lastError": _STRING,
                         "readyDetails": _STRING,
                         "appliedAt": _STRING,
+                        "adoptedAt": {
+                            "type": "string",
+                            "description": "When Pequod took the existing object over.",
+                        },
+                        "adoptedFrom": {
+                            "type": "array",
+                            "description": "The field managers the object had before.",
+                            "items": _STRING,
+                        },
                     },
                 },
             },

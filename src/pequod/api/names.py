@@ -27,11 +27,18 @@ RESOURCE_GRAPH_ANNOTATION = "platform.pequod.io/resource-graph"
 """On an applied object: ``NAMESPACE/NAME`` of the ResourceGraph it belongs to."""
 ORPHANED_ANNOTATION = "platform.pequod.io/orphaned"
 """On an object its node's ``deletionPolicy: Orphan`` let go when the node left the graph."""
+ADOPTED_AT_ANNOTATION = "platform.pequod.io/adopted-at"
+"""On an object Pequod took over (adoption ``TakeOwnership``): when it did."""
+ADOPTED_FROM_ANNOTATION = "platform.pequod.io/adopted-from"
+"""On an object Pequod took over: the field managers it had before, comma-separated."""
 CRD_HASH_ANNOTATION = "platform.pequod.io/crd-hash"
 """On a generated CRD: the hash of what was applied, so an unchanged CRD is not applied again."""
 
 ALLOW_BREAKING_CHANGES_ANNOTATION = "pequod.io/allow-breaking-changes"
 PRUNE_ANNOTATION = "pequod.io/prune"
+ADOPT_ANNOTATION = "pequod.io/adopt"
+"""On an instance: the objects it takes over that exist without it (``TakeOwnership`` or
+``Observe``, for every node or as ``NODE=STRATEGY,...``; :mod:`pequod.api.adoption`)."""
 DRY_RUN_ANNOTATION = "pequod.io/dry-run"
 """On an instance, ``"true"`` renders and validates its graph without applying anything."""
 

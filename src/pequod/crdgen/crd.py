@@ -120,6 +120,10 @@ def _pequod_status_schema() -> Schema:
             },
             "renderHash": {"type": "string"},
             "readyNodes": {"type": "integer"},
+            "adoptedNodes": {
+                "type": "integer",
+                "description": "Nodes whose object existed and was adopted (pequod.io/adopt).",
+            },
             "totalNodes": {"type": "integer"},
             "violations": {
                 "type": "array",

@@ -8,6 +8,12 @@ from typing import Any
 SEVERITY_ERROR = "Error"
 SEVERITY_WARNING = "Warning"
 
+TAKE_OWNERSHIP = "TakeOwnership"
+"""Adoption by which Pequod becomes the owner of an existing object's rendered fields."""
+OBSERVE = "Observe"
+"""Adoption by which Pequod reads an existing object and never writes it."""
+ADOPTION_STRATEGIES = (TAKE_OWNERSHIP, OBSERVE)
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -54,6 +60,10 @@ class Node:
     waiting_for: tuple[str, ...] = ()
     """Observed values the object holds that were not known at render (``nodes.ID.PATH``,
     ``references.NAME.PATH``): the node is not applied until a render has them."""
+    adoption: str = ""
+    """How an existing object Pequod did not create is taken over (:data:`TAKE_OWNERSHIP`,
+    :data:`OBSERVE`); empty: it is not (a node error). Set by the instance controller from
+    the instance's request and its Transform's allowance (:mod:`pequod.api.adoption`)."""
 
     @property
     def create_only(self) -> bool:
@@ -66,6 +76,11 @@ class Node:
     @property
     def orphaned_on_delete(self) -> bool:
         return self.deletion_policy == "Orphan"
+
+    @property
+    def observe_only(self) -> bool:
+        """The object is read, never written, pruned or deleted."""
+        return self.adoption == OBSERVE
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Node:
@@ -80,6 +95,7 @@ class Node:
             conflict_policy=apply_policy.get("conflictPolicy", "Error"),
             deletion_policy=raw.get("deletionPolicy", "Delete"),
             waiting_for=tuple(raw.get("waitingFor", ())),
+            adoption=raw.get("adoption", ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,6 +109,8 @@ class Node:
         result["deletionPolicy"] = self.deletion_policy
         if self.waiting_for:
             result["waitingFor"] = list(self.waiting_for)
+        if self.adoption:
+            result["adoption"] = self.adoption
         return result
 
 

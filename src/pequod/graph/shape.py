@@ -90,6 +90,7 @@ NODE_SCHEMA: dict[str, Any] = {
         },
         "deletionPolicy": {"enum": ["Delete", "Orphan"]},
         "waitingFor": {"type": "array", "items": {"type": "string"}},
+        "adoption": {"enum": ["TakeOwnership", "Observe"]},
     },
 }
 """One node of a graph, as a module writes it and a ResourceGraph stores it (the
@@ -97,10 +98,12 @@ ResourceGraph CRD's node schema is made from this one: :func:`pequod.api.crds.st
 
 MODULE_NODE_SCHEMA: dict[str, Any] = {
     **NODE_SCHEMA,
-    "properties": {k: v for k, v in NODE_SCHEMA["properties"].items() if k != "waitingFor"},
+    "properties": {
+        k: v for k, v in NODE_SCHEMA["properties"].items() if k not in ("waitingFor", "adoption")
+    },
 }
-"""A node as a module may write it: ``waitingFor`` is Pequod's to set (see
-:mod:`pequod.render.observe`)."""
+"""A node as a module may write it: ``waitingFor`` and ``adoption`` are Pequod's to set (see
+:mod:`pequod.render.observe` and :mod:`pequod.api.adoption`)."""
 
 OUTPUT_SCHEMA: dict[str, Any] = {
     "type": "object",

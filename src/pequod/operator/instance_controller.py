@@ -4,11 +4,18 @@ a ResourceGraph."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
 
+from pequod.api.adoption import (
+    AdoptionError,
+    AdoptionRequest,
+    check_allowed,
+    per_node,
+    requested,
+)
 from pequod.api.names import (
     DRY_RUN_ANNOTATION,
     FIELD_MANAGER,
@@ -31,6 +38,7 @@ from pequod.cue.runner import CueError
 from pequod.delivery.reference import ModuleReference
 from pequod.delivery.resolver import ModuleResolver
 from pequod.delivery.source_namespaces import SourceNamespaces
+from pequod.graph.model import Node
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.conditions import condition, is_true, set_condition
 from pequod.kube.controller import DONE, Controller, Result
@@ -127,6 +135,7 @@ class InstanceReconciler:
         status = dict(instance.get("status") or {})
         try:
             module, pinned = await self._module_for(served.kind, instance)
+            adoption = _adoption_request(served.kind, instance)
         except _Refused as refused:
             await self._invalid(
                 served, instance, status, "Validated", refused.reason, refused.message
@@ -158,7 +167,9 @@ class InstanceReconciler:
             )
             return DONE
         expected_hash = Renderer.hash(module, rendered, served.kind.policies, live_state.observed)
-        if graph is None or not _graph_is_current(graph, served.kind, expected_hash, instance):
+        if graph is None or not _graph_is_current(
+            graph, served.kind, expected_hash, instance, adoption
+        ):
             await self._render_and_write(
                 served,
                 instance,
@@ -169,6 +180,7 @@ class InstanceReconciler:
                 expected_hash,
                 graph_name,
                 live_state,
+                adoption,
             )
             # The instance's status follows once the graph's controller has reported on the
             # new graph (its status write brings this instance back): one status write, not
@@ -262,6 +274,7 @@ class InstanceReconciler:
         expected_hash: str,
         graph_name: str,
         live_state: LiveState,
+        adoption: AdoptionRequest,
     ) -> None:
         """Renders the instance and writes its graph; a render that fails or is refused, or a
         graph the API server refuses for good, is said in the instance's status instead."""
@@ -270,16 +283,21 @@ class InstanceReconciler:
         )
         if result is None:
             return
+        try:
+            nodes = _with_adoption(result.graph.nodes, adoption)
+        except AdoptionError as error:
+            await self._invalid(served, instance, status, "Validated", error.reason, error.message)
+            return
         if not live_state.declaration.empty:
             await self.references.follow_nodes(
                 InstanceKey(served.transform, rendered.namespace, rendered.name),
                 live_state.declaration,
-                result.graph.nodes,
+                nodes,
                 rendered.namespace,
             )
         try:
             await self._write_graph(
-                served.kind, instance, graph_name, module, pinned, result, live_state
+                served.kind, instance, graph_name, module, pinned, result, live_state, nodes
             )
         except ApiError as error:
             if error.transient:
@@ -418,6 +436,7 @@ class InstanceReconciler:
         pinned: dict[str, str] | None,
         result: RenderResult,
         live_state: LiveState,
+        nodes: tuple[Node, ...],
     ) -> None:
         metadata = instance["metadata"]
         observes = not live_state.declaration.empty
@@ -436,7 +455,7 @@ class InstanceReconciler:
                 allow_cluster_scoped=served.allow_cluster_scoped,
                 input_hash=live_state.input_hash if observes else "",
             ),
-            nodes=result.graph.nodes,
+            nodes=nodes,
             violations=result.violations,
             dry_run=_dry_run(instance),
             observe=live_state.declaration,
@@ -552,9 +571,14 @@ class InstanceReconciler:
         module_status = {
             k: v for k, v in result.instance_status.items() if k not in PEQUOD_STATUS_FIELDS
         }
-        removed = {
+        removed: dict[str, int | None] = {
             k: None for k in status if k not in PEQUOD_STATUS_FIELDS and k not in module_status
         }
+        # Written only for an instance that adopted something: the others' statuses stay as
+        # they were (no write for them on an upgrade).
+        adopted = sum(1 for n in graph_status.get("nodes") or () if n.get("adoptedAt"))
+        if adopted or "adoptedNodes" in status:
+            removed["adoptedNodes"] = adopted or None
         desired = {
             **{k: v for k, v in status.items() if k in PEQUOD_STATUS_FIELDS},
             **removed,
@@ -623,17 +647,52 @@ class LiveState:
 
 
 def _graph_is_current(
-    graph: ResourceGraph, served: ServedKind, expected_hash: str, instance: dict[str, Any]
+    graph: ResourceGraph,
+    served: ServedKind,
+    expected_hash: str,
+    instance: dict[str, Any],
+    adoption: AdoptionRequest,
 ) -> bool:
     """The graph was rendered from exactly this module, these policies, this input and this
-    namespace policy."""
+    namespace policy, and adopts what the instance asks for."""
     metadata = graph.spec.metadata
     return (
         metadata.render_hash == expected_hash
         and graph.spec.dry_run == _dry_run(instance)
         and metadata.allowed_namespaces == tuple(served.allowed_namespaces)
         and metadata.allow_cluster_scoped == served.allow_cluster_scoped
+        and _adopts(graph.spec.nodes, adoption)
     )
+
+
+def _adoption_request(served: ServedKind, instance: dict[str, Any]) -> AdoptionRequest:
+    """What the instance asks to adopt, if its Transform allows it; raises :class:`_Refused`
+    otherwise (nothing is rendered or written for it)."""
+    try:
+        adoption = requested(instance)
+        check_allowed(adoption, served.adoption_strategies, served.transform)
+    except AdoptionError as error:
+        raise _Refused(error.reason, error.message) from None
+    return adoption
+
+
+def _with_adoption(nodes: tuple[Node, ...], adoption: AdoptionRequest) -> tuple[Node, ...]:
+    """The rendered nodes, each with the adoption strategy the instance asks for it."""
+    if adoption.empty:
+        return nodes
+    strategies = per_node(adoption, [n.id for n in nodes])
+    return tuple(replace(n, adoption=strategies.get(n.id, "")) for n in nodes)
+
+
+def _adopts(nodes: tuple[Node, ...], adoption: AdoptionRequest) -> bool:
+    """The graph's nodes carry the adoption the instance asks for (a request naming a node
+    the graph does not have is not current: the render says so)."""
+    if adoption.empty:
+        return not any(n.adoption for n in nodes)
+    try:
+        return _with_adoption(tuple(replace(n, adoption="") for n in nodes), adoption) == nodes
+    except AdoptionError:
+        return False
 
 
 def _dry_run(instance: dict[str, Any]) -> bool:

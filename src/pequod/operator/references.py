@@ -131,7 +131,9 @@ class ReferencedObjects:
             followed.add(object_key)
             (informer_key, store_key) = object_key
             live = (await self._informer(*informer_key)).get(store_key)
-            if live is not None and owned_by(live, source):
+            # An observed node's object is not Pequod's: it is read whoever owns it.
+            observed_only = informer_key[1] is None
+            if live is not None and (observed_only or owned_by(live, source)):
                 found[node_id] = live
         return found
 
@@ -150,7 +152,7 @@ class ReferencedObjects:
         self, declaration: Declaration, nodes: tuple[Node, ...], namespace: str
     ) -> list[tuple[str, ObjectKey]]:
         """Per node the declaration reads: its id, and where its object is in the informers
-        of managed objects."""
+        of managed objects (of every object, for a node adopted with Observe)."""
         paths = declaration.node_paths()
         found: list[tuple[str, ObjectKey]] = []
         for node in nodes:
@@ -164,7 +166,9 @@ class ReferencedObjects:
             name = obj["metadata"]["name"]
             object_namespace = obj["metadata"].get("namespace") or namespace
             store_key = f"{object_namespace}/{name}" if rt.namespaced else name
-            found.append((node.id, ((rt, MANAGED_SELECTOR), store_key)))
+            # The object of a node adopted with Observe never carries Pequod's labels.
+            selector = None if node.observe_only else MANAGED_SELECTOR
+            found.append((node.id, ((rt, selector), store_key)))
         return found
 
     def forget(self, key: InstanceKey) -> None:

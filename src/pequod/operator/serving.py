@@ -53,6 +53,8 @@ class ServedKind:
     instance_platform_refs: tuple[ModuleReference, ...]
     module_name: str | None = None
     module_version: str | None = None
+    adoption_strategies: tuple[str, ...] = ()
+    """The adoption strategies its instances may ask for (``spec.adoption``)."""
 
     def namespace_policy(self, namespace: str) -> NamespacePolicy:
         return NamespacePolicy(namespace, self.allowed_namespaces, self.allow_cluster_scoped)
@@ -66,6 +68,7 @@ class ServedKind:
             self.allowed_namespaces,
             self.allow_cluster_scoped,
             self.instance_platform_refs,
+            self.adoption_strategies,
         )
 
 

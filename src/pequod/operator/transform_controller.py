@@ -277,6 +277,9 @@ class TransformReconciler:
                 ),
                 module_name=generated.metadata.name,
                 module_version=generated.metadata.version,
+                adoption_strategies=tuple(
+                    (spec.get("adoption") or {}).get("allowedStrategies") or ()
+                ),
             )
         )
 

@@ -26,6 +26,7 @@ PEQUOD_STATUS_FIELDS = (
     "renderHash",
     "readyNodes",
     "totalNodes",
+    "adoptedNodes",
     "violations",
 )
 """Fields of an instance's ``status`` that Pequod writes itself; ``#Status`` may not declare
