@@ -1306,3 +1306,158 @@ def test_object_applied_but_never_recorded_is_pruned_and_deleted(
     fault_operator.start("--log-format=json")
     seconds = maps.converge(60, "after the restart")
     print(f"unrecorded objects: pruned and deleted {seconds:.1f} s after the restart")
+
+
+# -- adoption killed midway -------------------------------------------------------------------
+
+ADOPTED_CHAIN_MODULE = """\
+package chain
+
+#Input: {}
+#Render: {
+	input: {metadata: {name: string, namespace: string, labels?: _, annotations?: _}, spec: #Input}
+	output: nodes: [for i in [0, 1, 2, 3, 4] {
+		id: "link\\(i)"
+		object: {
+			apiVersion: "v1", kind: "ConfigMap"
+			metadata: name: "\\(input.metadata.name)-\\(i)"
+			data: value: "pequod"
+		}
+		// data.ready is not rendered: it stays its owner's, and gates the next link.
+		readyWhen: [{type: "CEL", expression: "object.data.ready == 'true'"}]
+		if i > 0 {dependsOn: ["link\\(i-1)"]}
+	}]
+}
+"""
+
+
+def chain_links(kubectl: Kubectl, namespace: str) -> dict[str, dict[str, Any]]:
+    listing = kubectl.get("configmaps", "-n", namespace, "--show-managed-fields")
+    return {c["metadata"]["name"]: c for c in listing["items"] if c["metadata"]["name"][-2] == "-"}
+
+
+def shared_value(link: dict[str, Any]) -> set[str]:
+    """The managers owning data.value besides Pequod."""
+    return {
+        entry["manager"]
+        for entry in link["metadata"].get("managedFields") or []
+        if entry["manager"] != "pequod"
+        and "f:value" in (entry.get("fieldsV1") or {}).get("f:data", {})
+    }
+
+
+def test_operator_killed_while_adopting_five_objects_converges_and_deletes_none(
+    fault_kubectl: Kubectl, fault_operator: OperatorProcess
+) -> None:
+    """Five ConfigMaps made by `kubectl create`, adopted one after the other (each link is
+    ready only when the test says so); the operator SIGKILLed right after the third is taken,
+    and the fifth is left in the state of a kill between a take-over's apply and its hand-over
+    of fields (made by hand). Restarted, it must adopt them all, hand every field over,
+    record each adoption, and delete none."""
+    kubectl = fault_kubectl
+    kubectl.apply(
+        inline_transform(
+            "chain",
+            ADOPTED_CHAIN_MODULE,
+            "  kind: Chain\n  adoption:\n    allowedStrategies: [TakeOwnership]\n",
+        )
+    )
+    ready_transform(kubectl, "chain")
+    namespace = "faults-adoption"
+    kubectl.run("create", "namespace", namespace)
+    for i in range(5):
+        kubectl.run(
+            "create",
+            "configmap",
+            f"links-{i}",
+            "-n",
+            namespace,
+            "--from-literal=value=pequod",
+            "--from-literal=ready=false",
+        )
+    uids = {name: c["metadata"]["uid"] for name, c in chain_links(kubectl, namespace).items()}
+    offset = fault_operator.log_size()
+    kubectl.apply(
+        "apiVersion: platform.pequod.io/v1alpha1\nkind: Chain\n"
+        f"metadata:\n  name: links\n  namespace: {namespace}\n"
+        "  annotations: {pequod.io/adopt: TakeOwnership}\nspec: {}\n"
+    )
+
+    def adopted(name: str) -> bool:
+        labels = (kubectl.get("configmap", name, "-n", namespace) or {})["metadata"].get(
+            "labels"
+        ) or {}
+        return labels.get(MANAGED_BY_LABEL) == MANAGED_BY_VALUE
+
+    def ready(i: int) -> None:
+        kubectl.run(
+            "patch",
+            "configmap",
+            f"links-{i}",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            '{"data":{"ready":"true"}}',
+        )
+
+    for i in range(3):
+        wait_for(functools.partial(adopted, f"links-{i}"), what=f"links-{i} adopted")
+        if i < 2:
+            ready(i)
+    fault_operator.kill()
+    assert not adopted("links-3")
+    assert not adopted("links-4")
+    # links-4 as a pass killed between its take-over's apply and the hand-over leaves it:
+    # Pequod's labels and adoption marks applied, data.value still shared with kubectl.
+    instance = kubectl.get("chain", "links", "-n", namespace)
+    graph = kubectl.get("resourcegraph", "chain-links", "-n", namespace)
+    node = next(n for n in graph["spec"]["nodes"] if n["id"] == "link4")
+    marked = json.loads(json.dumps(node["object"]))
+    marked["metadata"].update(
+        namespace=namespace,
+        labels={
+            MANAGED_BY_LABEL: MANAGED_BY_VALUE,
+            "platform.pequod.io/transform": "chain",
+            "platform.pequod.io/instance-kind": "Chain",
+            "platform.pequod.io/instance-name": "links",
+            INSTANCE_UID_LABEL: instance["metadata"]["uid"],
+        },
+        annotations={
+            "platform.pequod.io/node-id": "link4",
+            "platform.pequod.io/resource-graph": f"{namespace}/chain-links",
+            "platform.pequod.io/adopted-at": "2026-01-01T00:00:00Z",
+            "platform.pequod.io/adopted-from": "kubectl-create",
+        },
+    )
+    # The value kubectl set is the rendered one: shared, as the apply leaves it.
+    kubectl.apply(
+        json.dumps(marked), "--server-side", "--field-manager=pequod", "--force-conflicts"
+    )
+    link4 = chain_links(kubectl, namespace)["links-4"]
+    assert shared_value(link4) == {"kubectl-create"}, link4["metadata"]
+    for i in range(2, 5):
+        ready(i)
+    fault_operator.start("--log-format=json")
+
+    def converged() -> dict[str, Any] | None:
+        found = kubectl.get("chain", "links", "-n", namespace)
+        ready_condition = condition(found, "Ready") or {}
+        if ready_condition.get("status") != "True":
+            return None
+        return found if (found.get("status") or {}).get("adoptedNodes") == 5 else None
+
+    found = wait_for(converged, within=90, what="the chain Ready with 5 adopted")
+    links = chain_links(kubectl, namespace)
+    assert {name: c["metadata"]["uid"] for name, c in links.items()} == uids  # none deleted
+    for name, link in links.items():
+        assert link["data"] == {"value": "pequod", "ready": "true"}, (name, link["data"])
+        assert shared_value(link) == set(), (name, link["metadata"]["managedFields"])
+        assert link["metadata"]["labels"][INSTANCE_UID_LABEL] == found["metadata"]["uid"]
+    graph = kubectl.get("resourcegraph", "chain-links", "-n", namespace)
+    assert len(graph["status"]["inventory"]) == 5
+    for node_status in graph["status"]["nodes"]:
+        assert "kubectl-create" in node_status["adoptedFrom"], node_status
+    assert not (found_tracebacks := tracebacks(fault_operator, offset)), found_tracebacks[:3]
+    kubectl.run("delete", "namespace", namespace, "--wait=false")
+    kubectl.run("delete", "transform", "chain", "--wait=false")

@@ -14,22 +14,35 @@ from typing import Any
 
 import structlog
 
-from pequod.api.ownership import mark, owned_by, owner_description
+from pequod.api.names import FIELD_MANAGER
+from pequod.api.ownership import mark, owned_by
 from pequod.api.resource_graph import InventoryEntry, ResourceGraph, merged
 from pequod.backoff import Backoff, FailureCounts
 from pequod.clock import age_seconds, timestamp
+from pequod.executor.adopt import (
+    adopted,
+    adoption_marks,
+    planned,
+    refusal,
+    take_over,
+    take_over_body,
+    with_adoption_marks,
+)
 from pequod.executor.compare import up_to_date
 from pequod.executor.confine import confine
 from pequod.executor.live import LiveObjects
+from pequod.executor.managed_fields import hand_over
 from pequod.executor.plan import plan_node
 from pequod.executor.prune import Pruner
 from pequod.executor.readiness import evaluate
 from pequod.executor.result import (
+    ADOPTED,
     APPLIED,
     APPLYING,
     BLOCKED,
     ERROR,
     PENDING,
+    PLANNED,
     READY,
     WAITING,
     ChangeSet,
@@ -54,6 +67,16 @@ timeouts), counted per graph and node so one flaky node does not slow the others
 UNKNOWN_KIND_RECHECK_SECONDS = 10.0
 """A kind the API server does not serve yet (a CRD another node or another tool installs)."""
 
+ADOPTED_RECHECK_SECONDS = 1.0
+"""After a pass that took objects over: the next pass reports them as they are now."""
+
+OBSERVED_RECHECK_SECONDS = 10.0
+"""An object a node observes (adoption ``Observe``) that does not exist or is not ready: it
+carries no Pequod label, so no informer brings its changes."""
+
+OBSERVED_RESYNC_SECONDS = 60.0
+"""An observed object that is ready: checked again that often, for it may not stay so."""
+
 
 class GraphExecutor:
     def __init__(
@@ -77,6 +100,9 @@ class GraphExecutor:
         # write may have failed, or not reached the cache yet: what it applied is still the
         # graph's, to prune or delete.
         self._applied: dict[str, list[InventoryEntry]] = {}
+        # Per graph (by key) and node: the objects taken over whose hand-over of fields this
+        # process has seen done.
+        self._taken_over: set[tuple[str, str]] = set()
 
     async def execute(self, graph: ResourceGraph) -> PassResult:
         with DAG_EXECUTION_DURATION.time():
@@ -91,6 +117,7 @@ class GraphExecutor:
         key = graph.key
         self.backoff.forget_where(lambda failed: failed[0] == key)
         self._applied.pop(key, None)
+        self._taken_over = {t for t in self._taken_over if t[0] != key}
 
     async def _execute(self, graph: ResourceGraph) -> PassResult:
         nodes = graph.spec.nodes
@@ -139,7 +166,9 @@ class GraphExecutor:
             result.changes.pruned = self.pruner.prunable(graph, _rendered(nodes))
             result.inventory = list(graph.status.inventory)
         elif result.phase == "Ready":
-            pruned, skipped = await self.pruner.prune(graph, recorded, result.inventory)
+            pruned, skipped = await self.pruner.prune(
+                graph, recorded, [*result.inventory, *result.kept]
+            )
             result.changes.pruned, result.changes.skipped = pruned, skipped
         else:
             # Keep what the previous inventory knew until the new graph is applied in full.
@@ -227,20 +256,38 @@ class GraphExecutor:
         namespace = confine(graph, rt, desired)
         name = desired["metadata"]["name"]
         # An object Pequod manages is in the cache; one that is not may exist without Pequod's
-        # labels, and must not be taken over: the API server's watch cache answers that.
+        # labels, and must not be taken over unless the node asks: the API server's watch
+        # cache answers that.
         live = await self.live.get(rt, namespace, name, cached_read=True)
-        if live is not None and not owned_by(live, graph.spec.source):
-            status.phase = ERROR
-            where = f"{namespace}/{name}" if namespace else name
-            status.last_error = (
-                f"{obj['kind']} {where}: {owner_description(live)}; "
-                "Pequod never takes over an object it does not own"
-            )
-            return False
+        where = f"{obj['kind']} {namespace}/{name}" if namespace else f"{obj['kind']} {name}"
+        if node.observe_only:
+            return self._observe(graph, node, live, where, namespace, status, result)
+        taking_over = live is not None and not owned_by(live, graph.spec.source)
+        if live is not None and taking_over:
+            problem = refusal(live, node)
+            if problem:
+                status.phase = ERROR
+                status.last_error = f"{where}: {problem}"
+                return False
+        else:
+            with_adoption_marks(desired, adoption_marks(live))
         if result.dry_run:
+            if live is not None and taking_over:
+                return await self._plan_take_over(rt, node, desired, live, status)
             return await plan_node(self.ssa, rt, node, desired, live, status)
-        if live is not None and (node.create_only or up_to_date(live, desired)):
+        if live is not None and taking_over:
+            live, status.adoption = await take_over(self.ssa, rt, node, desired, live)
+            self._taken_over.add((graph.key, node.id))
+            self.live.written(rt, live)
+            status.applied_at = timestamp()
+            status.change = "adopted"
+        elif live is not None and (node.create_only or up_to_date(live, desired)):
             status.change = "unchanged"
+            if adoption_marks(live) and (graph.key, node.id) not in self._taken_over:
+                # A process killed between a take-over's apply and its hand-over of fields
+                # leaves the object shared: the next one finishes it, once per object.
+                await self._finish_take_over(rt, live)
+                self._taken_over.add((graph.key, node.id))
         else:
             applied = await self._apply(rt, node, desired, live, status)
             if applied is None:
@@ -261,7 +308,83 @@ class GraphExecutor:
         paths = graph.spec.observe.node_paths().get(node.id)
         if paths:
             result.observed[node.id] = read_paths(live, paths)
-        return self._readiness(node, live, status)
+        status.adopted_at, status.adopted_from = adopted(live)
+        ready = self._readiness(node, live, status)
+        if status.adoption is not None:
+            status.phase = ADOPTED
+            result.wait(ADOPTED_RECHECK_SECONDS)
+        return ready
+
+    def _observe(
+        self,
+        graph: ResourceGraph,
+        node: Node,
+        live: dict[str, Any] | None,
+        where: str,
+        namespace: str | None,
+        status: NodeStatus,
+        result: PassResult,
+    ) -> bool:
+        """A node adopted with Observe: its object is read, counts for readiness and for
+        observed values, and is never written, pruned or deleted."""
+        if live is None:
+            status.phase = PLANNED if result.dry_run else WAITING
+            status.ready_details = (
+                f"{where} does not exist; Observe waits for it and never creates it"
+            )
+            result.wait(OBSERVED_RECHECK_SECONDS)
+            return bool(result.dry_run)
+        obj = node.object
+        result.kept.append(
+            InventoryEntry(
+                api_version=obj["apiVersion"],
+                kind=obj["kind"],
+                namespace=namespace,
+                name=obj["metadata"]["name"],
+                uid=live["metadata"].get("uid", ""),
+                node_id=node.id,
+                deletion_policy="Orphan",
+            )
+        )
+        paths = graph.spec.observe.node_paths().get(node.id)
+        if paths:
+            result.observed[node.id] = read_paths(live, paths)
+        readiness = evaluate(live, list(node.ready_when))
+        if result.dry_run:
+            status.phase = PLANNED
+            status.ready_details = f"would observe (never written): {readiness.details}"
+            return True
+        if readiness.ready:
+            status.phase = READY
+            status.ready_details = f"observed (never written): {readiness.details}"
+            result.wait(OBSERVED_RESYNC_SECONDS)
+            return True
+        status.phase = WAITING
+        status.ready_details = f"observed (never written), not ready: {readiness.details}"
+        result.wait(OBSERVED_RECHECK_SECONDS)
+        return False
+
+    async def _plan_take_over(
+        self,
+        rt: ResourceType,
+        node: Node,
+        desired: dict[str, Any],
+        live: dict[str, Any],
+        status: NodeStatus,
+    ) -> bool:
+        """The dry run of a take-over: validated by the API server, nothing stored."""
+        async with self.ssa.limit:
+            await self.ssa.apply(rt, take_over_body(node, desired), force=True, dry_run=True)
+        status.phase = PLANNED
+        status.ready_details = planned(node, desired, live)
+        return True
+
+    async def _finish_take_over(self, rt: ResourceType, live: dict[str, Any]) -> None:
+        metadata = live["metadata"]
+        # The cache strips managedFields: they are read fresh.
+        fresh = await self.client.get(rt, metadata["name"], metadata.get("namespace"))
+        if fresh is not None:
+            self.live.written(rt, await hand_over(self.client, rt, fresh, FIELD_MANAGER))
 
     async def _apply(
         self,

@@ -153,8 +153,12 @@ class Pruner:
         entries = merged(list(graph.status.inventory), remembered)
         entries = merged(entries, await self.labelled(graph, entries))
         node_ids = {n.id for n in nodes}
+        # An object a node observes is never deleted, even one Pequod had created before.
+        observed = {n.id for n in nodes if n.observe_only}
         by_node: dict[str, list[InventoryEntry]] = {}
         for entry in entries:
+            if entry.node_id in observed:
+                continue
             by_node.setdefault(entry.node_id if entry.node_id in node_ids else "", []).append(entry)
         for layer in [[""], *reverse_layers(nodes)]:
             waiting: list[str] = []

@@ -10,7 +10,15 @@ from typing import Any, Final, Literal
 from pequod.api.resource_graph import InventoryEntry
 
 NodePhase = Literal[
-    "Pending", "Waiting", "Applying", "Applied", "Ready", "Error", "Blocked", "Planned"
+    "Pending",
+    "Waiting",
+    "Applying",
+    "Applied",
+    "Adopted",
+    "Ready",
+    "Error",
+    "Blocked",
+    "Planned",
 ]
 PENDING: Final = "Pending"
 WAITING: Final = "Waiting"
@@ -18,6 +26,9 @@ WAITING: Final = "Waiting"
 depends on a node that does."""
 APPLYING: Final = "Applying"
 APPLIED: Final = "Applied"
+ADOPTED: Final = "Adopted"
+"""This pass took over the node's object, which existed without Pequod (adoption
+``TakeOwnership``); the next pass says whether it is Ready."""
 READY: Final = "Ready"
 ERROR: Final = "Error"
 BLOCKED: Final = "Blocked"
@@ -27,6 +38,7 @@ PHASES: tuple[NodePhase, ...] = (
     WAITING,
     APPLYING,
     APPLIED,
+    ADOPTED,
     READY,
     ERROR,
     BLOCKED,
@@ -35,8 +47,30 @@ PHASES: tuple[NodePhase, ...] = (
 
 GraphPhase = Literal["Ready", "Executing", "Failed", "DryRun"]
 
-Change = Literal["created", "configured", "unchanged"]
-"""What a pass did to a node's object: created it, changed it, or found it as it should be."""
+Change = Literal["created", "configured", "adopted", "unchanged"]
+"""What a pass did to a node's object: created it, changed it, took it over (it existed
+without Pequod), or found it as it should be."""
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """An object a pass took over: what an Event about it says."""
+
+    node_id: str
+    object: dict[str, Any]
+    """The object as the API server returned it after the take-over."""
+    previous_managers: tuple[str, ...]
+    changed: tuple[str, ...]
+    """Paths of the fields the take-over changed (empty: the object already held them)."""
+
+    def describe(self) -> str:
+        metadata = self.object["metadata"]
+        managers = ", ".join(self.previous_managers) or "no field manager"
+        changed = f"; changed {', '.join(self.changed)}" if self.changed else "; no field changed"
+        return (
+            f"adopted {self.object.get('kind')} {metadata['name']} (node {self.node_id}) "
+            f"from {managers}{changed}"
+        )
 
 
 @dataclass
@@ -51,6 +85,12 @@ class NodeStatus:
     did not get as far as the object (an error, a dependency not ready, a dry run)."""
     drift_corrected: bool = False
     """This pass took back fields of the object that ad-hoc updates had changed."""
+    adopted_at: str = ""
+    adopted_from: tuple[str, ...] = ()
+    """When Pequod took the object over, and from which field managers (as the object's
+    annotations say: they outlive any graph)."""
+    adoption: Adoption | None = None
+    """The take-over this pass did (not part of the status)."""
 
     def to_dict(self) -> dict[str, Any]:
         result: dict[str, Any] = {"id": self.id, "phase": self.phase}
@@ -60,6 +100,9 @@ class NodeStatus:
             result["readyDetails"] = self.ready_details
         if self.applied_at:
             result["appliedAt"] = self.applied_at
+        if self.adopted_at:
+            result["adoptedAt"] = self.adopted_at
+            result["adoptedFrom"] = list(self.adopted_from)
         return result
 
 
@@ -72,6 +115,8 @@ class ChangeSet:
     """Per node whose object the pass reached: its id and what the pass did to the object."""
     drift_corrected: list[str] = field(default_factory=list)
     """Node ids whose object had fields changed by ad-hoc updates, taken back."""
+    adopted: list[Adoption] = field(default_factory=list)
+    """Objects taken over (they existed without Pequod), in the graph's node order."""
     pruned: list[InventoryEntry] = field(default_factory=list)
     """Objects deleted because they left the graph (in a dry run: that would be deleted)."""
     skipped: list[InventoryEntry] = field(default_factory=list)
@@ -104,6 +149,7 @@ class ChangeSet:
         return cls(
             nodes=[(s.id, s.change) for s in statuses.values() if s.change is not None],
             drift_corrected=[s.id for s in statuses.values() if s.drift_corrected],
+            adopted=[s.adoption for s in statuses.values() if s.adoption is not None],
         )
 
 
@@ -117,6 +163,8 @@ class PassResult:
     observed: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Per node id the graph observes (``spec.observe.nodes``): the declared paths of its
     live object, as found (written into ``status.observed``)."""
+    kept: list[InventoryEntry] = field(default_factory=list)
+    """Objects of nodes adopted with ``Observe``: never in the inventory, never pruned."""
     superseded: bool = False
     """Every node that waits waits only for values of the graph's own nodes that this pass
     found: the instance controller renders a graph with them, which replaces this one."""

@@ -281,6 +281,27 @@ class GraphReconciler:
             await self.events.record(graph.object, "Normal", "Applied", applied)
         if result.pruned and not result.dry_run:
             await self.events.record(graph.object, "Normal", "Pruned", ", ".join(result.pruned))
+        if not result.dry_run:
+            await self._record_adoptions(graph, result)
+
+    async def _record_adoptions(self, graph: ResourceGraph, result: PassResult) -> None:
+        """An Event per object taken over, on the instance and on the object itself: what
+        ``kubectl describe`` of either shows."""
+        source = graph.spec.source
+        instance = {
+            "apiVersion": source.api_version,
+            "kind": source.kind,
+            "metadata": {"name": source.name, "namespace": graph.namespace, "uid": source.uid},
+        }
+        for adoption in result.changes.adopted:
+            message = adoption.describe()
+            await self.events.record(instance, "Normal", "Adopted", message)
+            await self.events.record(
+                adoption.object,
+                "Normal",
+                "Adopted",
+                f"{message}, for {source.kind} {source.name}",
+            )
 
     async def _write_status(self, graph: ResourceGraph, status: dict[str, Any]) -> bool:
         # A refused status keeps the inventory: pruning and deletion work from it.
