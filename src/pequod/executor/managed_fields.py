@@ -70,9 +70,9 @@ def handed_over(managed_fields: list[dict[str, Any]], manager: str) -> list[dict
 
 def _without(fields: FieldSet, owned: FieldSet) -> FieldSet:
     """``fields`` less what ``owned`` holds: a leaf both hold goes; a subtree both hold as
-    subtrees is subtracted in turn, and goes when nothing but ``.`` is left of it. A leaf one side holds
-    where the other has a subtree is kept (the two sets see the field differently, atomic and
-    granular: better shared than guessed)."""
+    subtrees is subtracted in turn, and goes when nothing but ``.`` is left of it. A leaf one
+    side holds where the other has a subtree is kept (the two sets see the field differently,
+    atomic and granular: better shared than guessed)."""
     result: FieldSet = {}
     for key, value in fields.items():
         if key not in owned:
