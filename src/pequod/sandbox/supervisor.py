@@ -28,7 +28,7 @@ from pequod.sandbox.kubectl import KubectlError, kubectl, wait_established
 from pequod.sandbox.progress import Progress
 from pequod.sandbox.state import SandboxRecord, SandboxState, default_state_directory
 from pequod.toolchain.build import ToolchainBuildError, build_toolchain
-from pequod.toolchain.locate import find_binary
+from pequod.toolchain.locate import ToolNotFoundError, find_binary
 
 OPERATOR_TOKEN_SECRET = "pequod-sandbox-token"
 OPERATOR_RESTART_SECONDS = 5.0
@@ -97,7 +97,7 @@ class Sandbox:
         with progress.step("workloads: kube-controller-manager, kube-scheduler, kwok node"):
             self.plane.start_workloads()
         self._remember_processes()
-        self._link_kubectl()
+        self._link_tools()
         with progress.step("Pequod: CRDs, RBAC, admission policy (manifests/)"):
             arguments = ["apply", "--server-side"]
             for directory in INSTALL_DIRECTORIES:
@@ -143,11 +143,18 @@ class Sandbox:
         }
         self.state.write(self.record)
 
-    def _link_kubectl(self) -> None:
+    def _link_tools(self) -> None:
+        """The pinned kubectl, and helm when it is built (the user guide moves a Helm release
+        to Pequod), on the PATH the sandbox's environment gives."""
         self.state.bin_directory.mkdir(parents=True, exist_ok=True)
-        link = self.state.bin_directory / "kubectl"
-        link.unlink(missing_ok=True)
-        link.symlink_to(find_binary("kubectl"))
+        for binary in ("kubectl", "helm"):
+            link = self.state.bin_directory / binary
+            link.unlink(missing_ok=True)
+            try:
+                link.symlink_to(find_binary(binary))
+            except ToolNotFoundError:
+                if binary == "kubectl":
+                    raise
 
     def _operator_kubeconfig(self) -> Path:
         """A kubeconfig with the operator ServiceAccount's token, so the sandbox runs the
@@ -306,7 +313,7 @@ def usage(state: SandboxState, record: SandboxRecord) -> str:
             "",
             "Pequod sandbox is ready. In your shell:",
             f"  export KUBECONFIG={record.kubeconfig}",
-            f"  export PATH={state.bin_directory}:$PATH    # the pinned kubectl",
+            f"  export PATH={state.bin_directory}:$PATH    # the pinned kubectl and helm",
             f'  (or: eval "$({dev} env)")',
             "  kubectl get transforms",
             "  kubectl apply -f examples/webservice.yaml && kubectl get ws",
