@@ -1,0 +1,136 @@
+"""An instance's revisions: each distinct ResourceGraph it has been given, kept as an
+immutable ``apps/v1`` ControllerRevision (as StatefulSets and DaemonSets keep theirs) owned by
+the instance, so that it can be put back without a render. Names, labels and the object; how
+to read one back."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pequod.api.names import INSTANCE_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from pequod.api.resource_graph import ResourceGraphSpec
+from pequod.kube.resources import ResourceType
+
+CONTROLLER_REVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True)
+
+MODULE_REF_ANNOTATION = "platform.pequod.io/module-ref"
+MODULE_DIGEST_ANNOTATION = "platform.pequod.io/module-digest"
+RENDER_HASH_ANNOTATION = "platform.pequod.io/render-hash"
+APPLIED_AT_ANNOTATION = "platform.pequod.io/applied-at"
+OUTCOME_ANNOTATION = "platform.pequod.io/outcome"
+"""``Ready`` (the graph reached Ready) or ``Failed`` (it failed before it did)."""
+READY_AT_ANNOTATION = "platform.pequod.io/ready-at"
+
+READY = "Ready"
+FAILED = "Failed"
+DEFAULT_REVISION_LIMIT = 10
+
+
+def revision_name(graph_name: str, render_hash: str) -> str:
+    """``GRAPH-HASH10``: one name per distinct graph, so the same graph given again is the
+    same revision (its number moves to the newest)."""
+    digest = render_hash.rpartition(":")[2]
+    return f"{graph_name[:242]}-{digest[:10]}"
+
+
+def revisions_selector(instance_uid: str) -> str:
+    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTANCE_UID_LABEL}={instance_uid}"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A revision as read back: its number, what rendered it, how it went, and the graph."""
+
+    name: str
+    number: int
+    module_ref: str
+    module_digest: str
+    render_hash: str
+    applied_at: str
+    outcome: str
+    ready_at: str
+    spec: ResourceGraphSpec
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> Revision:
+        annotations = obj["metadata"].get("annotations") or {}
+        return cls(
+            name=obj["metadata"]["name"],
+            number=int(obj.get("revision") or 0),
+            module_ref=annotations.get(MODULE_REF_ANNOTATION, ""),
+            module_digest=annotations.get(MODULE_DIGEST_ANNOTATION, ""),
+            render_hash=annotations.get(RENDER_HASH_ANNOTATION, ""),
+            applied_at=annotations.get(APPLIED_AT_ANNOTATION, ""),
+            outcome=annotations.get(OUTCOME_ANNOTATION, ""),
+            ready_at=annotations.get(READY_AT_ANNOTATION, ""),
+            spec=ResourceGraphSpec.from_dict(obj["data"]),
+        )
+
+    @property
+    def reached_ready(self) -> bool:
+        return bool(self.ready_at)
+
+    def to_status(self) -> dict[str, Any]:
+        """What the instance's ``status.revision`` says of the revision in force."""
+        return {"number": self.number, "name": self.name, "outcome": self.outcome}
+
+
+def revision_object(
+    name: str,
+    namespace: str,
+    number: int,
+    labels: Mapping[str, str],
+    owner: Mapping[str, Any],
+    spec: ResourceGraphSpec,
+    *,
+    module_digest: str,
+    applied_at: str,
+    outcome: str,
+    ready_at: str | None,
+) -> dict[str, Any]:
+    """The ControllerRevision of a graph, owned (and garbage-collected) by the instance."""
+    metadata = owner["metadata"]
+    annotations = {
+        MODULE_REF_ANNOTATION: spec.metadata.platform_ref,
+        MODULE_DIGEST_ANNOTATION: module_digest,
+        RENDER_HASH_ANNOTATION: spec.metadata.render_hash,
+        APPLIED_AT_ANNOTATION: applied_at,
+        OUTCOME_ANNOTATION: outcome,
+    }
+    if ready_at:
+        annotations[READY_AT_ANNOTATION] = ready_at
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ControllerRevision",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**labels, INSTANCE_UID_LABEL: metadata["uid"]},
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": owner["apiVersion"],
+                    "kind": owner["kind"],
+                    "name": metadata["name"],
+                    "uid": metadata["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
+        "revision": number,
+        "data": spec.to_dict(),
+    }
+
+
+def beyond_limit(revisions: Iterable[Revision], limit: int, keep: str) -> list[Revision]:
+    """The oldest revisions past ``limit`` (never ``keep``, the one in force)."""
+    ordered = sorted(revisions, key=lambda r: r.number, reverse=True)
+    kept = {keep}
+    for revision in ordered:
+        if len(kept) >= limit:
+            break
+        kept.add(revision.name)
+    return [r for r in ordered if r.name not in kept]
