@@ -65,6 +65,62 @@ def _conditions() -> Schema:
     }
 
 
+_COUNT: Schema = {"x-kubernetes-int-or-string": True, "pattern": "^[0-9]+%?$"}
+
+_MODULE_VERSION: Schema = {
+    "type": "object",
+    "properties": {
+        "ref": _STRING,
+        "digest": _STRING,
+        "cueRef": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+    },
+}
+
+_ROLLOUT_STATUS: Schema = {
+    "type": "object",
+    "description": "The rollout of the last module change (spec.rollout.strategy Waves).",
+    "properties": {
+        "phase": {
+            "type": "string",
+            "enum": ["Progressing", "Paused", "Failed", "RolledBack", "Complete"],
+        },
+        "target": _MODULE_VERSION,
+        "previous": _MODULE_VERSION,
+        "startedAt": _STRING,
+        "finishedAt": _STRING,
+        "currentWave": {"type": "integer"},
+        "waves": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "number": {"type": "integer"},
+                    "startedAt": _STRING,
+                    "readyAt": _STRING,
+                    "instances": {"type": "array", "items": _STRING},
+                },
+            },
+        },
+        "updatedInstances": {"type": "integer"},
+        "readyInstances": {"type": "integer"},
+        "failedCount": {"type": "integer"},
+        "failedInstances": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "namespace": _STRING,
+                    "name": _STRING,
+                    "reason": _STRING,
+                    "message": _STRING,
+                },
+            },
+        },
+        "message": _STRING,
+    },
+}
+
+
 def transform_crd() -> dict[str, Any]:
     spec: Schema = {
         "type": "object",
@@ -106,6 +162,57 @@ def transform_crd() -> dict[str, Any]:
                         "and Observe (read, never written). Default: none.",
                         "items": {"type": "string", "enum": ["TakeOwnership", "Observe"]},
                         "x-kubernetes-list-type": "set",
+                    },
+                },
+            },
+            "rollout": {
+                "type": "object",
+                "description": "How a new module version reaches the instances: all at once "
+                "(the default), or in waves that stop at the first one not Ready.",
+                "properties": {
+                    "strategy": {"type": "string", "enum": ["AllAtOnce", "Waves"]},
+                    "canary": {
+                        "type": "object",
+                        "description": "The first wave: the instances its selector picks, "
+                        "else this many (or this percentage), in namespace/name order.",
+                        "properties": {
+                            "instances": _COUNT,
+                            "selector": {
+                                "type": "object",
+                                "properties": {
+                                    "matchLabels": {
+                                        "type": "object",
+                                        "additionalProperties": _STRING,
+                                    }
+                                },
+                            },
+                        },
+                    },
+                    "waveSize": {
+                        **_COUNT,
+                        "description": "Instances per wave after the canary: a number or a "
+                        "percentage of the instances (default 25%).",
+                    },
+                    "bakeSeconds": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "How long a wave stays Ready before the next starts.",
+                    },
+                    "waveDeadlineSeconds": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "description": "A wave whose instances are not all Ready on the new "
+                        "version within this fails the rollout (default 600).",
+                    },
+                    "onFailure": {
+                        "type": "string",
+                        "enum": ["Pause", "Rollback"],
+                        "description": "Pause (default): the instances not moved stay on the "
+                        "previous version. Rollback: the moved ones go back to it too.",
+                    },
+                    "paused": {
+                        "type": "boolean",
+                        "description": "No new wave starts while true (pequod rollout pause).",
                     },
                 },
             },
@@ -159,6 +266,25 @@ def transform_crd() -> dict[str, Any]:
                 },
             },
             "instances": {"type": "integer", "description": "Instances of the generated kind."},
+            "servedCueRef": {
+                "type": "object",
+                "description": "The spec.cueRef being served (what an undo puts back).",
+                "x-kubernetes-preserve-unknown-fields": True,
+            },
+            "moduleVersions": {
+                "type": "array",
+                "description": "The module versions the instances are on, newest first.",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "ref": _STRING,
+                        "digest": _STRING,
+                        "firstServedAt": _STRING,
+                        "instances": {"type": "integer"},
+                    },
+                },
+            },
+            "rollout": _ROLLOUT_STATUS,
         },
     }
     return _crd(
@@ -177,6 +303,9 @@ def transform_crd() -> dict[str, Any]:
             },
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             {"name": "Instances", "type": "integer", "jsonPath": ".status.instances"},
+            {"name": "Module", "type": "string", "jsonPath": ".status.resolvedCueRef.version"},
+            {"name": "Rollout", "type": "string", "jsonPath": ".status.rollout.phase"},
+            {"name": "Updated", "type": "integer", "jsonPath": ".status.rollout.updatedInstances"},
         ],
     )
 

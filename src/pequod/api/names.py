@@ -41,6 +41,9 @@ ADOPT_ANNOTATION = "pequod.io/adopt"
 ``Observe``, for every node or as ``NODE=STRATEGY,...``; :mod:`pequod.api.adoption`)."""
 DRY_RUN_ANNOTATION = "pequod.io/dry-run"
 """On an instance, ``"true"`` renders and validates its graph without applying anything."""
+ROLLBACK_ANNOTATION = "pequod.io/rollback-to"
+"""An instance's request to be put back to one of its revisions (its number), until its spec
+or its module changes again."""
 
 TRANSFORM_FINALIZER = "platform.pequod.io/transform-cleanup"
 INSTANCE_FINALIZER = "platform.pequod.io/instance-cleanup"

@@ -125,6 +125,34 @@ def _pequod_status_schema() -> Schema:
                 "description": "Nodes whose object existed and was adopted (pequod.io/adopt).",
             },
             "totalNodes": {"type": "integer"},
+            "revision": {
+                "type": "object",
+                "description": "The revision in force: the ControllerRevision that keeps "
+                "the graph applied (pequod history lists them).",
+                "properties": {
+                    "number": {"type": "integer"},
+                    "name": {"type": "string"},
+                    "outcome": {"type": "string"},
+                },
+            },
+            "rolledBackTo": {
+                "type": "object",
+                "description": "The revision pequod.io/rollback-to put back, kept until the "
+                "spec (generation) or the module (digest) changes.",
+                "properties": {
+                    "revision": {"type": "integer"},
+                    "renderHash": {"type": "string"},
+                    "generation": {"type": "integer", "format": "int64"},
+                    "moduleDigest": {"type": "string"},
+                    "revisionModule": {
+                        "type": "object",
+                        "properties": {
+                            "ref": {"type": "string"},
+                            "digest": {"type": "string"},
+                        },
+                    },
+                },
+            },
             "violations": {
                 "type": "array",
                 "items": {

@@ -29,6 +29,7 @@ from pequod.operator.http_server import HttpServer, metrics_handler, parse_bind_
 from pequod.operator.instance_controller import InstanceReconciler
 from pequod.operator.lifecycle import run_until_stopped, running_namespace
 from pequod.operator.module_objects import KubeModuleObjects
+from pequod.operator.revisions import RevisionStore
 from pequod.operator.serving import ServedKinds
 from pequod.operator.settings import (
     ClientSettings,
@@ -92,6 +93,7 @@ async def build_operator(settings: OperatorSettings) -> Operator:
         concurrency=settings.controllers.instance_concurrency,
         resolver=resolver,
         source_namespaces=source_namespaces,
+        revisions=RevisionStore(client, limit=settings.controllers.revision_history_limit),
     )
     transforms = TransformReconciler(
         client,

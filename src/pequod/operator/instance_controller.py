@@ -21,6 +21,7 @@ from pequod.api.names import (
     FIELD_MANAGER,
     INSTANCE_FINALIZER,
     INSTANCE_NAME_LABEL,
+    ROLLBACK_ANNOTATION,
     TRANSFORM_LABEL,
     resource_graph_name,
 )
@@ -33,6 +34,7 @@ from pequod.api.resource_graph import (
     resource_graph_object,
 )
 from pequod.api.resources import RESOURCE_GRAPHS
+from pequod.api.revisions import FAILED, READY, Revision, revision_name
 from pequod.clock import timestamp
 from pequod.cue.runner import CueError
 from pequod.delivery.reference import ModuleReference
@@ -49,6 +51,7 @@ from pequod.module.embedded import EMBEDDED_PREFIX
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
 from pequod.operator.references import ReferencedObjects, ReferenceNotFound, ReferenceProblem
+from pequod.operator.revisions import RevisionStore
 from pequod.operator.serving import InstanceKey, ServedApi, ServedKind, ServedKinds
 from pequod.policy.evaluate import PolicyError
 from pequod.render.instance import Instance
@@ -71,8 +74,10 @@ class InstanceReconciler:
         concurrency: int,
         resolver: ModuleResolver | None = None,
         source_namespaces: SourceNamespaces | None = None,
+        revisions: RevisionStore | None = None,
     ) -> None:
         self.client = client
+        self.revisions = revisions or RevisionStore(client)
         self.source_namespaces = source_namespaces or SourceNamespaces()
         self.resolver = resolver or ModuleResolver(
             KubeModuleObjects(client), source_namespaces=self.source_namespaces
@@ -133,15 +138,16 @@ class InstanceReconciler:
                 [*finalizers, INSTANCE_FINALIZER],
             )
         status = dict(instance.get("status") or {})
+        graph_name = resource_graph_name(served.resource_type.kind, key.name)
         try:
             module, pinned = await self._module_for(served.kind, instance)
             adoption = _adoption_request(served.kind, instance)
+            rollback = await self._rollback(served.kind, instance, status)
         except _Refused as refused:
             await self._invalid(
                 served, instance, status, "Validated", refused.reason, refused.message
             )
             return DONE
-        graph_name = resource_graph_name(served.resource_type.kind, key.name)
         stored = self.graphs.get(f"{key.namespace}/{graph_name}")
         graph = ResourceGraph.parse(stored) if stored is not None else None
         if graph is not None and graph.deleting:
@@ -149,7 +155,14 @@ class InstanceReconciler:
             # and its DELETED event brings this instance back to write the new one. Writing
             # to the graph while it goes would only race that.
             return DONE
+        if rollback is not None:
+            return await self._keep_rolled_back(
+                served, instance, status, module, pinned, graph_name, graph, rollback
+            )
         rendered = Instance.from_object(instance)
+        # An instance a rollout has not moved (or has rolled back) renders with the previous
+        # module; its revision of that render, when there is one, is put back without cue.
+        from_revision = pinned is None and module is not served.kind.module
         input_hash = Renderer.hash(module, rendered, served.kind.policies)
         try:
             live_state = await self._live_state(
@@ -181,6 +194,7 @@ class InstanceReconciler:
                 graph_name,
                 live_state,
                 adoption,
+                from_revision=from_revision,
             )
             # The instance's status follows once the graph's controller has reported on the
             # new graph (its status write brings this instance back): one status write, not
@@ -196,12 +210,127 @@ class InstanceReconciler:
             served,
             module,
             pinned,
-            RenderSummary.of_graph(graph),
-            graph_name,
-            graph.object.get("status") or {},
+            graph,
             instance["metadata"].get("generation"),
         )
         return DONE
+
+    async def _rollback(
+        self, served: ServedKind, instance: dict[str, Any], status: dict[str, Any]
+    ) -> RollbackInForce | None:
+        """The revision ``pequod.io/rollback-to`` puts back, while it is in force: from the
+        request until the spec (its generation) or the Transform's module changes. A request
+        that has expired is removed, so that the instance renders again."""
+        metadata = instance["metadata"]
+        value = (metadata.get("annotations") or {}).get(ROLLBACK_ANNOTATION)
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not text.isdigit() or int(text) < 1:
+            raise _Refused(
+                "InvalidRollback",
+                f"{ROLLBACK_ANNOTATION} must be a revision number (pequod history lists "
+                f"them), not {value!r}",
+            )
+        number = int(text)
+        record = status.get("rolledBackTo") or {}
+        generation = metadata.get("generation")
+        digest = served.module.digest
+        if record.get("revision") == number:
+            if record.get("generation") == generation and record.get("moduleDigest") == digest:
+                return RollbackInForce(number, record.get("renderHash", ""), dict(record))
+            # The spec or the module changed since: the request is over.
+            await self.client.merge_patch(
+                served.resource_type,
+                metadata["name"],
+                metadata["namespace"],
+                {"metadata": {"annotations": {ROLLBACK_ANNOTATION: None}}},
+            )
+            return None
+        history = await self.revisions.history(metadata["namespace"], metadata["uid"])
+        found = next((r for r in history if r.number == number), None)
+        if found is None:
+            numbers = ", ".join(str(r.number) for r in history) or "none"
+            raise _Refused(
+                "RevisionNotFound",
+                f"{ROLLBACK_ANNOTATION}: there is no revision {number} (revisions: {numbers})",
+            )
+        record = {
+            "revision": number,
+            "renderHash": found.render_hash,
+            "generation": generation,
+            "moduleDigest": digest,
+            "revisionModule": {"ref": found.module_ref, "digest": found.module_digest},
+        }
+        return RollbackInForce(number, found.render_hash, record, found)
+
+    async def _keep_rolled_back(
+        self,
+        served: ServedApi,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        module: ModuleSource,
+        pinned: dict[str, str] | None,
+        graph_name: str,
+        graph: ResourceGraph | None,
+        rollback: RollbackInForce,
+    ) -> Result:
+        """Puts the rolled-back revision's graph back (no render), or, once it is in force,
+        writes the instance's status from it."""
+        if graph is None or graph.spec.metadata.render_hash != rollback.render_hash:
+            revision = rollback.revision or await self.revisions.get(
+                instance["metadata"]["namespace"], revision_name(graph_name, rollback.render_hash)
+            )
+            if revision is None:
+                await self._invalid(
+                    served,
+                    instance,
+                    status,
+                    "Validated",
+                    "RevisionNotFound",
+                    f"revision {rollback.number} is gone; remove {ROLLBACK_ANNOTATION}",
+                )
+                return DONE
+            await self._restore(served.kind, instance, graph_name, revision)
+            return DONE
+        if graph.status_is_current:
+            await self._write_status(
+                instance,
+                status,
+                served,
+                module,
+                pinned,
+                graph,
+                instance["metadata"].get("generation"),
+                rolled_back=rollback.record,
+            )
+        return DONE
+
+    async def _restore(
+        self, served: ServedKind, instance: dict[str, Any], graph_name: str, revision: Revision
+    ) -> None:
+        """Writes a revision's graph as the instance's graph, as it was rendered."""
+        metadata = instance["metadata"]
+        graph = resource_graph_object(
+            graph_name,
+            metadata["namespace"],
+            instance_labels(served.transform, served.resource_type.kind, metadata["name"]),
+            instance,
+            replace(revision.spec, source=SourceRef.of(instance)),
+        )
+        await self.client.apply(RESOURCE_GRAPHS, graph, field_manager=FIELD_MANAGER, force=True)
+        logger.info(
+            "revision put back",
+            instance=f"{served.transform}:{metadata['namespace']}/{metadata['name']}",
+            revision=revision.number,
+        )
+        await self.events.record(
+            instance,
+            "Normal",
+            "RevisionRestored",
+            f"put back revision {revision.number} ({revision.module_ref}) into "
+            f"ResourceGraph {graph_name}",
+        )
 
     async def _live_state(
         self,
@@ -275,9 +404,22 @@ class InstanceReconciler:
         graph_name: str,
         live_state: LiveState,
         adoption: AdoptionRequest,
+        *,
+        from_revision: bool = False,
     ) -> None:
         """Renders the instance and writes its graph; a render that fails or is refused, or a
-        graph the API server refuses for good, is said in the instance's status instead."""
+        graph the API server refuses for good, is said in the instance's status instead.
+        ``from_revision``: a revision of this very render is put back instead, if there is one
+        that the instance's annotations would render the same."""
+        if from_revision and live_state.declaration.empty:
+            revision = await self.revisions.get(
+                rendered.namespace, revision_name(graph_name, expected_hash)
+            )
+            if revision is not None and _spec_is_current(
+                revision.spec, served.kind, expected_hash, instance, adoption
+            ):
+                await self._restore(served.kind, instance, graph_name, revision)
+                return
         result = await self._render(
             served, instance, status, module, rendered, expected_hash, live_state.observed
         )
@@ -393,6 +535,7 @@ class InstanceReconciler:
                     RESOURCE_GRAPHS, name, namespace, uid=graph["metadata"]["uid"]
                 )
             return Result(requeue_after=1.0)
+        await self.revisions.delete_all(namespace, instance["metadata"]["uid"])
         await self.writer.set_finalizers(
             served.resource_type,
             instance,
@@ -405,7 +548,8 @@ class InstanceReconciler:
     ) -> tuple[ModuleSource, dict[str, str] | None]:
         platform_ref = (instance.get("spec") or {}).get("platformRef")
         if not platform_ref:
-            return served.module, None
+            metadata = instance["metadata"]
+            return served.module_for(metadata["namespace"], metadata["name"]), None
         wanted = ModuleReference(
             platform_ref["type"], platform_ref["ref"].removeprefix(EMBEDDED_PREFIX)
         )
@@ -512,11 +656,14 @@ class InstanceReconciler:
         served: ServedApi,
         module: ModuleSource,
         pinned: dict[str, str] | None,
-        result: RenderSummary,
-        graph_name: str,
-        graph_status: dict[str, Any],
+        graph: ResourceGraph,
         generation: int | None,
+        *,
+        rolled_back: dict[str, Any] | None = None,
     ) -> None:
+        result = RenderSummary.of_graph(graph)
+        graph_name = graph.name
+        graph_status = graph.object.get("status") or {}
         conditions = status.get("conditions") or []
         conditions = set_condition(
             conditions,
@@ -571,7 +718,7 @@ class InstanceReconciler:
         module_status = {
             k: v for k, v in result.instance_status.items() if k not in PEQUOD_STATUS_FIELDS
         }
-        removed: dict[str, int | None] = {
+        removed: dict[str, Any] = {
             k: None for k in status if k not in PEQUOD_STATUS_FIELDS and k not in module_status
         }
         # Written only for an instance that adopted something: the others' statuses stay as
@@ -579,6 +726,9 @@ class InstanceReconciler:
         adopted = sum(1 for n in graph_status.get("nodes") or () if n.get("adoptedAt"))
         if adopted or "adoptedNodes" in status:
             removed["adoptedNodes"] = adopted or None
+        if "rolledBackTo" in status or rolled_back:
+            removed["rolledBackTo"] = rolled_back
+        revision = await self._revision(instance, status, served, module, graph, graph_phase)
         desired = {
             **{k: v for k, v in status.items() if k in PEQUOD_STATUS_FIELDS},
             **removed,
@@ -589,14 +739,41 @@ class InstanceReconciler:
             "observedGeneration": generation,
             "conditions": conditions,
             "resourceGraphRef": {"name": graph_name},
-            "platformRefResolved": pinned
-            or {"type": "transform", "ref": module.reference, "digest": module.digest},
+            "platformRefResolved": _resolved(module, pinned, rolled_back),
             "renderHash": result.render_hash,
             "readyNodes": ready_nodes,
             "totalNodes": total,
             "violations": result.violations,
         }
+        if revision is not None:
+            desired["revision"] = revision
         await self._write_instance_status(served, instance, desired)
+
+    async def _revision(
+        self,
+        instance: dict[str, Any],
+        status: dict[str, Any],
+        served: ServedApi,
+        module: ModuleSource,
+        graph: ResourceGraph,
+        graph_phase: str,
+    ) -> dict[str, Any] | None:
+        """``status.revision`` for the graph in force: recorded (one write) once the graph is
+        Ready or has failed, and again only when a failed one becomes Ready; None while its
+        outcome is not known (the status keeps the revision before)."""
+        outcome = {"Ready": READY, "Failed": FAILED}.get(graph_phase)
+        if outcome is None or graph.spec.dry_run:
+            return None
+        current: dict[str, Any] = status.get("revision") or {}
+        name = revision_name(graph.name, graph.spec.metadata.render_hash)
+        if current.get("name") == name and (
+            current.get("outcome") == outcome or current.get("outcome") == READY
+        ):
+            return current
+        revision = await self.revisions.record(
+            instance, served.transform, graph, module.digest, outcome
+        )
+        return revision.to_status()
 
     async def _write_instance_status(
         self, served: ServedApi, instance: dict[str, Any], desired: dict[str, Any]
@@ -634,6 +811,17 @@ def graph_spec_references(summary: RenderSummary) -> str:
 
 
 @dataclass(frozen=True)
+class RollbackInForce:
+    """A ``pequod.io/rollback-to`` in force: the revision's number and render hash, the
+    ``status.rolledBackTo`` record, and the revision itself when it was just read."""
+
+    number: int
+    render_hash: str
+    record: dict[str, Any]
+    revision: Revision | None = None
+
+
+@dataclass(frozen=True)
 class LiveState:
     """What a render reads (``declaration``) and the values it is given (``observed``, None
     for a render that reads nothing)."""
@@ -655,14 +843,34 @@ def _graph_is_current(
 ) -> bool:
     """The graph was rendered from exactly this module, these policies, this input and this
     namespace policy, and adopts what the instance asks for."""
-    metadata = graph.spec.metadata
+    return _spec_is_current(graph.spec, served, expected_hash, instance, adoption)
+
+
+def _spec_is_current(
+    spec: ResourceGraphSpec,
+    served: ServedKind,
+    expected_hash: str,
+    instance: dict[str, Any],
+    adoption: AdoptionRequest,
+) -> bool:
+    metadata = spec.metadata
     return (
         metadata.render_hash == expected_hash
-        and graph.spec.dry_run == _dry_run(instance)
+        and spec.dry_run == _dry_run(instance)
         and metadata.allowed_namespaces == tuple(served.allowed_namespaces)
         and metadata.allow_cluster_scoped == served.allow_cluster_scoped
-        and _adopts(graph.spec.nodes, adoption)
+        and _adopts(spec.nodes, adoption)
     )
+
+
+def _resolved(
+    module: ModuleSource, pinned: dict[str, str] | None, rolled_back: dict[str, Any] | None
+) -> dict[str, str]:
+    """``status.platformRefResolved``: the module the graph in force was rendered with."""
+    if rolled_back is not None:
+        rendered_with = rolled_back.get("revisionModule") or {}
+        return {"type": "revision", **rendered_with}
+    return pinned or {"type": "transform", "ref": module.reference, "digest": module.digest}
 
 
 def _adoption_request(served: ServedKind, instance: dict[str, Any]) -> AdoptionRequest:

@@ -6,12 +6,14 @@ sends its instances to the instance controller, and the Transform's ``status.ins
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
+from pequod.api.rollout import RolloutState
 from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError
@@ -55,6 +57,21 @@ class ServedKind:
     module_version: str | None = None
     adoption_strategies: tuple[str, ...] = ()
     """The adoption strategies its instances may ask for (``spec.adoption``)."""
+    rollout: RolloutState | None = None
+    """The rollout of the last module change, if it was rolled out in waves."""
+    previous_module: ModuleSource | None = None
+    """The module the instances a rollout has not moved render with."""
+
+    def module_for(self, namespace: str, name: str) -> ModuleSource:
+        """The module an instance not pinned by ``spec.platformRef`` renders with: the
+        Transform's, unless a rollout has not moved it yet (or rolled it back)."""
+        if (
+            self.rollout is None
+            or self.previous_module is None
+            or self.rollout.renders_target(f"{namespace}/{name}")
+        ):
+            return self.module
+        return self.previous_module
 
     def namespace_policy(self, namespace: str) -> NamespacePolicy:
         return NamespacePolicy(namespace, self.allowed_namespaces, self.allow_cluster_scoped)
@@ -69,6 +86,8 @@ class ServedKind:
             self.allow_cluster_scoped,
             self.instance_platform_refs,
             self.adoption_strategies,
+            self.previous_module.digest if self.previous_module else None,
+            (self.rollout.phase, self.rollout.moved) if self.rollout else None,
         )
 
 
@@ -124,9 +143,15 @@ class ServedKinds:
         self.transforms: Informer = manager.informer(TRANSFORMS)
         self.served: dict[str, ServedApi] = {}
         self._instances: Controller[InstanceKey] | None = None
+        self._rollout_progress: Callable[[str], None] | None = None
 
     def deliver_instances_to(self, controller: Controller[InstanceKey]) -> None:
         self._instances = controller
+
+    def report_rollout_progress_to(self, notify: Callable[[str], None]) -> None:
+        """``notify(transform)`` when an instance of a kind in a rollout changes (its status
+        says whether the rollout can go on)."""
+        self._rollout_progress = notify
 
     def get(self, transform: str) -> ServedApi | None:
         return self.served.get(transform)
@@ -166,6 +191,24 @@ class ServedKinds:
                 self._write_count_soon(transform)
 
         informer.add_handler(count_changed, replay=False)
+
+        def rollout_progress(event: InformerEvent) -> None:
+            served = self.served.get(transform)
+            if (
+                served is None
+                or served.kind.rollout is None
+                or not served.kind.rollout.active
+                or self._rollout_progress is None
+            ):
+                return
+            unchanged = event.old is not None and event.object.get("status") == event.old.get(
+                "status"
+            )
+            if event.type == "MODIFIED" and unchanged:
+                return
+            self._rollout_progress(transform)
+
+        informer.add_handler(rollout_progress, replay=False)
         self._instances.watch(
             informer,
             lambda event: [

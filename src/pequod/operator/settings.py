@@ -70,6 +70,9 @@ class ControllerSettings:
     instance_concurrency: int = setting(16, "--concurrency", "instances reconciled at once")
     graph_concurrency: int = setting(16, "--graph-concurrency", "ResourceGraphs executed at once")
     resync_period: float = setting(600.0, "--resync-period", "seconds (0: never)")
+    revision_history_limit: int = setting(
+        10, "--revision-history-limit", "revisions (ControllerRevisions) kept per instance"
+    )
 
     @property
     def resync(self) -> float | None:

@@ -46,6 +46,7 @@ from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
+from pequod.operator.rollouts import Rollouts, RolloutStep, module_versions
 from pequod.operator.serving import ServedApi, ServedKind, ServedKinds
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
@@ -112,6 +113,8 @@ class TransformReconciler:
         self._config_map_of: dict[str, tuple[str, str]] = {}
         self._config_map_users: dict[tuple[str, str], set[str]] = {}
         self._generated: dict[tuple[str, ApiDefinition], GeneratedApi] = {}
+        self.rollouts = Rollouts(self.resolver)
+        kinds.report_rollout_progress_to(self.controller.enqueue)
 
     async def reconcile(self, name: str) -> Result:
         transform = self.informer.get(name)
@@ -163,12 +166,14 @@ class TransformReconciler:
             )
             await self.writer.write_status(TRANSFORMS, transform, status)
             return Result(requeue_after=ESTABLISH_POLL_SECONDS)
-        served = self._register(transform, generated, module, policies)
-        await self._write_serving(transform, status, served, generated, kept_plural)
+        rollout = await self.rollouts.step(transform, status, module, self.kinds.get(name))
+        served = self._register(transform, generated, module, policies, rollout)
+        await self._write_serving(transform, status, served, generated, kept_plural, rollout)
+        requeue = [rollout.requeue_after] if rollout.requeue_after is not None else []
         if reference.floating and self.fetcher is not None:
             # A tag or branch may move: look again once its resolution has expired.
-            return Result(requeue_after=self.fetcher.settings.resolve_ttl)
-        return DONE
+            requeue.append(self.fetcher.settings.resolve_ttl)
+        return Result(requeue_after=min(requeue)) if requeue else DONE
 
     async def _resolve_modules(
         self, name: str, spec: dict[str, Any], reference: ModuleReference
@@ -255,6 +260,7 @@ class TransformReconciler:
         generated: GeneratedApi,
         module: ModuleSource,
         policies: tuple[ModuleSource, ...],
+        rollout: RolloutStep,
     ) -> ServedApi:
         spec = transform["spec"]
         definition = generated.definition
@@ -280,6 +286,8 @@ class TransformReconciler:
                 adoption_strategies=tuple(
                     (spec.get("adoption") or {}).get("allowedStrategies") or ()
                 ),
+                rollout=rollout.state,
+                previous_module=rollout.previous_module,
             )
         )
 
@@ -290,8 +298,11 @@ class TransformReconciler:
         served: ServedApi,
         generated: GeneratedApi,
         kept_plural: str | None,
+        rollout: RolloutStep,
     ) -> None:
         generation = transform["metadata"].get("generation")
+        before = status.get("rollout") or {}
+        step_before = (before.get("phase"), before.get("currentWave"))
         module = served.module
         resource_type = served.resource_type
         crd_name = generated.crd["metadata"]["name"]
@@ -315,7 +326,11 @@ class TransformReconciler:
             },
             # Until the new kind's informer has listed, the stored count is the best known.
             instances=count if count is not None else status.get("instances", 0),
+            servedCueRef=transform["spec"]["cueRef"],
+            moduleVersions=module_versions(status, module, served),
         )
+        if rollout.state is not None:
+            status["rollout"] = rollout.state.to_status()
         conditions = status.get("conditions") or []
         conditions = set_condition(
             conditions, "ModuleFetched", True, "Fetched", module.reference, generation
@@ -345,6 +360,18 @@ class TransformReconciler:
         )
         status["conditions"] = conditions
         changed = await self.writer.write_status(TRANSFORMS, transform, status)
+        step_now = (
+            (rollout.state.phase, rollout.state.to_status().get("currentWave"))
+            if rollout.state is not None
+            else step_before
+        )
+        if changed and rollout.state is not None and step_now != step_before:
+            await self.events.record(
+                transform,
+                "Warning" if rollout.state.phase in ("Failed", "RolledBack") else "Normal",
+                f"Rollout{rollout.state.phase}",
+                rollout.state.message,
+            )
         if changed and previous_digest != module.digest:
             await self.events.record(
                 transform,
@@ -463,6 +490,7 @@ class TransformReconciler:
             )
 
     async def _stop_serving(self, name: str) -> None:
+        self.rollouts.forget(name)
         await self._watch_config_map(name, None)
         await self.kinds.deregister(name)
 

@@ -27,6 +27,8 @@ PEQUOD_STATUS_FIELDS = (
     "readyNodes",
     "totalNodes",
     "adoptedNodes",
+    "revision",
+    "rolledBackTo",
     "violations",
 )
 """Fields of an instance's ``status`` that Pequod writes itself; ``#Status`` may not declare

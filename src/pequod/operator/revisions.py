@@ -1,0 +1,112 @@
+"""Keeps an instance's revisions in the cluster: records the graph in force once its outcome
+is known (one write per distinct graph), keeps at most the configured number, reads them back
+for a rollback, and deletes them with the instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from pequod.api.ownership import instance_labels
+from pequod.api.resource_graph import ResourceGraph
+from pequod.api.revisions import (
+    CONTROLLER_REVISIONS,
+    DEFAULT_REVISION_LIMIT,
+    READY,
+    Revision,
+    beyond_limit,
+    revision_name,
+    revision_object,
+    revisions_selector,
+)
+from pequod.clock import timestamp
+from pequod.kube.client import ApiError, KubeClient
+
+logger = structlog.get_logger(__name__)
+
+
+class RevisionStore:
+    def __init__(self, client: KubeClient, *, limit: int = DEFAULT_REVISION_LIMIT) -> None:
+        self.client = client
+        self.limit = max(1, limit)
+
+    async def history(self, namespace: str, instance_uid: str) -> list[Revision]:
+        """The instance's revisions, oldest first."""
+        listed = await self.client.list(
+            CONTROLLER_REVISIONS, namespace, label_selector=revisions_selector(instance_uid)
+        )
+        revisions = [Revision.parse(obj) for obj in listed.get("items") or ()]
+        return sorted(revisions, key=lambda r: r.number)
+
+    async def get(self, namespace: str, name: str) -> Revision | None:
+        obj = await self.client.get(CONTROLLER_REVISIONS, name, namespace)
+        return Revision.parse(obj) if obj is not None else None
+
+    async def record(
+        self,
+        instance: dict[str, Any],
+        transform: str,
+        graph: ResourceGraph,
+        module_digest: str,
+        outcome: str,
+    ) -> Revision:
+        """The revision of ``graph`` with ``outcome``: created as the newest, or (the same graph
+        given again, or a failed one now Ready) recorded again as the newest; the oldest beyond
+        the limit go."""
+        metadata = instance["metadata"]
+        namespace = metadata["namespace"]
+        name = revision_name(graph.name, graph.spec.metadata.render_hash)
+        revisions = await self.history(namespace, metadata["uid"])
+        newest = max((r.number for r in revisions), default=0)
+        existing = next((r for r in revisions if r.name == name), None)
+        ready_at = timestamp() if outcome == READY else None
+        if existing is not None:
+            upgraded = outcome == READY and not existing.reached_ready
+            if existing.number == newest and not upgraded:
+                return existing  # recorded as it is: nothing to write
+            # A revision's data is immutable, and the API server refuses any patch of one (it
+            # encodes the data again): the same graph given again, or a failed one that is now
+            # Ready, is recorded afresh as the newest, under the same name.
+            await self._delete(namespace, name)
+            revisions = [r for r in revisions if r.name != name]
+            ready_at = ready_at or existing.ready_at or None
+            if existing.reached_ready and outcome != READY:
+                outcome = READY  # it reached Ready once: that stays its outcome
+        obj = revision_object(
+            name,
+            namespace,
+            newest + 1 if existing is None or existing.number != newest else newest,
+            instance_labels(transform, instance["kind"], metadata["name"]),
+            instance,
+            graph.spec,
+            # A revision given again keeps what rendered it.
+            module_digest=existing.module_digest if existing else module_digest,
+            applied_at=graph.spec.metadata.rendered_at or timestamp(),
+            outcome=outcome,
+            ready_at=ready_at,
+        )
+        try:
+            revision = Revision.parse(await self.client.create(CONTROLLER_REVISIONS, obj))
+        except ApiError as error:
+            if not error.conflict:
+                raise
+            # Recorded by a pass before a restart: read it back.
+            found = await self.get(namespace, name)
+            if found is None:
+                raise
+            revision = found
+        revisions.append(revision)
+        for old in beyond_limit(revisions, self.limit, keep=revision.name):
+            await self._delete(namespace, old.name)
+        return revision
+
+    async def delete_all(self, namespace: str, instance_uid: str) -> None:
+        """Deletes the instance's revisions (the garbage collector would, through their owner
+        reference; this does not wait for it, nor need it)."""
+        for revision in await self.history(namespace, instance_uid):
+            await self._delete(namespace, revision.name)
+
+    async def _delete(self, namespace: str, name: str) -> None:
+        await self.client.delete(CONTROLLER_REVISIONS, name, namespace)
+        logger.debug("revision deleted", namespace=namespace, revision=name)
