@@ -12,6 +12,7 @@ from pequod.cli import (
     manifests_command,
     module_commands,
     push_command,
+    rollout_commands,
     run_command,
     toolchain_commands,
 )
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_command.register(commands)
     dev_commands.register(commands)
     push_command.register(commands)
+    rollout_commands.register(commands)
     manifests_command.register(commands)
     toolchain_commands.register(commands)
     return parser
