@@ -67,6 +67,8 @@ def test_chart_matches_the_manifests() -> None:
     assert binding["subjects"] == manifest("rbac/role_binding.yaml")["subjects"]
     policy = rendered[("ValidatingAdmissionPolicy", "pequod-resourcegraph-writers")]
     assert policy["spec"] == manifest("admission/resourcegraph-writers.yaml")["spec"]
+    policy = rendered[("ValidatingAdmissionPolicy", "pequod-revision-writers")]
+    assert policy["spec"] == manifest("admission/revision-writers.yaml")["spec"]
 
     chart_deployment = rendered[("Deployment", "pequod")]
     kustomize_deployment = manifest("operator/deployment.yaml")

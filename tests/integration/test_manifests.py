@@ -168,3 +168,56 @@ def test_only_the_operator_may_write_resource_graphs(
         )
     kubectl.run("delete", "resourcegraph", "forged", "-n", namespace, *as_operator)
     assert kubectl.get("resourcegraph", "forged", "-n", namespace) is None
+
+
+REVISION = """apiVersion: apps/v1
+kind: ControllerRevision
+metadata:
+  name: forged-revision
+  namespace: {namespace}
+  labels: {{app.kubernetes.io/managed-by: pequod, platform.pequod.io/revision-of: x}}
+revision: 1
+data: {{sourceRef: {{apiVersion: v1, kind: ConfigMap, name: x}}, nodes: []}}
+"""
+
+
+@pytest.fixture
+def revision_policy(kubectl: Kubectl) -> Iterator[Path]:
+    path = MANIFESTS / "admission" / "revision-writers.yaml"
+    kubectl.run("apply", "-f", str(path))
+    try:
+        yield path
+    finally:
+        kubectl.run("delete", "-f", str(path), "--ignore-not-found")
+
+
+@pytest.mark.cluster
+def test_only_the_operator_may_write_the_revisions_of_instances(
+    kubectl: Kubectl, revision_policy: Path, namespace: str
+) -> None:
+    """A revision is put back as it is by a rollback: a forged one would apply what no render
+    made. Cluster admins are refused; a ControllerRevision without the revision-of label (a
+    StatefulSet's, whose pod template may carry managed-by: pequod) is not the policy's
+    business."""
+    manifest = REVISION.format(namespace=namespace)
+
+    def refused_for_admin() -> str:
+        attempt = kubectl.run("create", "--dry-run=server", "-f", "-", stdin=manifest, check=False)
+        return attempt.stderr if attempt.returncode != 0 else ""
+
+    message = wait_for(refused_for_admin, what="the policy refusing a forged revision")
+    assert f"only the Pequod operator ({OPERATOR_USERNAME}) may write the revisions" in message
+    as_operator = (f"--as={OPERATOR_USERNAME}", "--as-group=system:masters")
+    kubectl.run("create", "-f", "-", *as_operator, stdin=manifest)
+    relabelled = kubectl.run(
+        "label", "controllerrevision", "forged-revision", "-n", namespace, "touched=yes",
+        check=False,
+    )  # fmt: skip
+    assert relabelled.returncode != 0
+    assert "only the Pequod operator" in relabelled.stderr
+    # A StatefulSet's revisions carry its pod template's labels, Pequod's among them.
+    unlabelled = manifest.replace(", platform.pequod.io/revision-of: x", "").replace(
+        "forged-revision", "someone-elses"
+    )
+    kubectl.run("create", "--dry-run=server", "-f", "-", stdin=unlabelled)
+    kubectl.run("delete", "controllerrevision", "forged-revision", "-n", namespace, *as_operator)

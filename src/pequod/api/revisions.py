@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pequod.api.names import INSTANCE_UID_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE
+from pequod.api.names import INSTANCE_UID_LABEL
 from pequod.api.resource_graph import ResourceGraphSpec
 from pequod.kube.resources import ResourceType
 
@@ -22,6 +22,11 @@ APPLIED_AT_ANNOTATION = "platform.pequod.io/applied-at"
 OUTCOME_ANNOTATION = "platform.pequod.io/outcome"
 """``Ready`` (the graph reached Ready) or ``Failed`` (it failed before it did)."""
 READY_AT_ANNOTATION = "platform.pequod.io/ready-at"
+
+REVISION_OF_LABEL = "platform.pequod.io/revision-of"
+"""On a revision: the uid of its instance. Only Pequod's revisions carry it (a StatefulSet's
+ControllerRevisions carry its pod template's labels, Pequod's among them when a module puts them
+there), so the admission policy that keeps them the operator's selects on it."""
 
 READY = "Ready"
 FAILED = "Failed"
@@ -36,7 +41,14 @@ def revision_name(graph_name: str, render_hash: str) -> str:
 
 
 def revisions_selector(instance_uid: str) -> str:
-    return f"{MANAGED_BY_LABEL}={MANAGED_BY_VALUE},{INSTANCE_UID_LABEL}={instance_uid}"
+    return f"{REVISION_OF_LABEL}={instance_uid}"
+
+
+def is_revision_of(obj: Mapping[str, Any], instance_uid: str) -> bool:
+    """Whether ``obj`` is a revision Pequod keeps of that instance (its labels say so; the
+    admission policy lets only the operator write objects with them)."""
+    labels = obj["metadata"].get("labels") or {}
+    return labels.get(REVISION_OF_LABEL) == instance_uid
 
 
 @dataclass(frozen=True)
@@ -107,7 +119,11 @@ def revision_object(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {**labels, INSTANCE_UID_LABEL: metadata["uid"]},
+            "labels": {
+                **labels,
+                INSTANCE_UID_LABEL: metadata["uid"],
+                REVISION_OF_LABEL: metadata["uid"],
+            },
             "annotations": annotations,
             "ownerReferences": [
                 {
