@@ -303,7 +303,8 @@ def test_pequod_rollback_puts_one_instance_back_exactly(
     assert restored["data"] == first["data"]
     assert restored["metadata"]["labels"] == first["metadata"]["labels"]
     history = pequod(control_plane, "history", f"{fleet.kind}/i03", "-n", namespace)
-    assert [line.split()[0] for line in history.stdout.splitlines()[1:]] == ["2", "3*"]
+    # The revision put back keeps its number: a rollback names revisions by them.
+    assert [line.split()[0] for line in history.stdout.splitlines()[1:]] == ["1*", "2"]
     # A change of the spec ends the rollback: the annotation goes, the spec renders.
     kubectl.run(
         "patch", fleet.kind, "i03", "-n", namespace, "--type=merge",
@@ -334,3 +335,26 @@ def test_revisions_are_bounded_and_go_with_their_instance(fleet: Fleet) -> None:
     assert numbers == list(range(4, 14))
     kubectl.run("delete", fleet.kind, "i07", "-n", namespace, "--timeout=60s")
     assert revisions_of(kubectl, obj) == []
+
+
+@pytest.mark.parametrize("fleet", [("roll-paused", "RollPaused", "Pause", 120)], indirect=True)
+def test_a_paused_rollout_moves_no_instance_until_resumed(
+    fleet: Fleet, control_plane: ControlPlane
+) -> None:
+    paused = pequod(control_plane, "rollout", "pause", f"transform/{fleet.name}")
+    assert paused.returncode == 0, paused.stderr
+    spec = fleet.kubectl.get("transform", fleet.name)["spec"]
+    assert spec["rollout"]["paused"] is True
+    # The Transform as applied keeps the pause: spec.rollout.paused is set in what it applies.
+    fleet.rollout_settings += "    paused: true\n"
+    fleet.serve(module("2"))
+    state = fleet.wait_phase("Paused")
+    assert state.get("waves", []) == []
+    assert all(ready_on(o, fleet.first_digest) for o in fleet.all())
+    status = pequod(control_plane, "rollout", "status", f"transform/{fleet.name}")
+    assert status.returncode == 0
+    assert status.stdout.startswith("Paused")
+    resumed = pequod(control_plane, "rollout", "resume", f"transform/{fleet.name}")
+    assert resumed.returncode == 0, resumed.stderr
+    final = fleet.wait_phase("Complete")
+    fleet.wait_all_on(final["target"]["digest"])

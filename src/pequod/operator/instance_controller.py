@@ -279,7 +279,9 @@ class InstanceReconciler:
         writes the instance's status from it."""
         if graph is None or graph.spec.metadata.render_hash != rollback.render_hash:
             revision = rollback.revision or await self.revisions.get(
-                instance["metadata"]["namespace"], revision_name(graph_name, rollback.render_hash)
+                instance["metadata"]["namespace"],
+                revision_name(graph_name, rollback.render_hash),
+                instance["metadata"]["uid"],
             )
             if revision is None:
                 await self._invalid(
@@ -413,7 +415,9 @@ class InstanceReconciler:
         that the instance's annotations would render the same."""
         if from_revision and live_state.declaration.empty:
             revision = await self.revisions.get(
-                rendered.namespace, revision_name(graph_name, expected_hash)
+                rendered.namespace,
+                revision_name(graph_name, expected_hash),
+                instance["metadata"]["uid"],
             )
             if revision is not None and _spec_is_current(
                 revision.spec, served.kind, expected_hash, instance, adoption

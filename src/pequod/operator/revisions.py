@@ -16,6 +16,7 @@ from pequod.api.revisions import (
     READY,
     Revision,
     beyond_limit,
+    is_revision_of,
     revision_name,
     revision_object,
     revisions_selector,
@@ -39,9 +40,13 @@ class RevisionStore:
         revisions = [Revision.parse(obj) for obj in listed.get("items") or ()]
         return sorted(revisions, key=lambda r: r.number)
 
-    async def get(self, namespace: str, name: str) -> Revision | None:
+    async def get(self, namespace: str, name: str, instance_uid: str) -> Revision | None:
+        """The instance's revision of that name; None for an object of that name that is not
+        one (not Pequod's, or another instance's): it is never put back."""
         obj = await self.client.get(CONTROLLER_REVISIONS, name, namespace)
-        return Revision.parse(obj) if obj is not None else None
+        if obj is None or not is_revision_of(obj, instance_uid):
+            return None
+        return Revision.parse(obj)
 
     async def record(
         self,
@@ -51,9 +56,9 @@ class RevisionStore:
         module_digest: str,
         outcome: str,
     ) -> Revision:
-        """The revision of ``graph`` with ``outcome``: created as the newest, or (the same graph
-        given again, or a failed one now Ready) recorded again as the newest; the oldest beyond
-        the limit go."""
+        """The revision of ``graph`` with ``outcome``: created as the newest; the same graph given
+        again is the same revision, under the same number (a rollback names a revision by its
+        number, which stays true); the oldest beyond the limit go."""
         metadata = instance["metadata"]
         namespace = metadata["namespace"]
         name = revision_name(graph.name, graph.spec.metadata.render_hash)
@@ -62,27 +67,25 @@ class RevisionStore:
         existing = next((r for r in revisions if r.name == name), None)
         ready_at = timestamp() if outcome == READY else None
         if existing is not None:
-            upgraded = outcome == READY and not existing.reached_ready
-            if existing.number == newest and not upgraded:
+            if outcome != READY or existing.reached_ready:
                 return existing  # recorded as it is: nothing to write
-            # A revision's data is immutable, and the API server refuses any patch of one (it
-            # encodes the data again): the same graph given again, or a failed one that is now
-            # Ready, is recorded afresh as the newest, under the same name.
+            # A failed revision that is now Ready. Its data is immutable, and the API server
+            # refuses any patch of it (it encodes the data again): it is recorded afresh, under
+            # the same name and number.
             await self._delete(namespace, name)
             revisions = [r for r in revisions if r.name != name]
-            ready_at = ready_at or existing.ready_at or None
-            if existing.reached_ready and outcome != READY:
-                outcome = READY  # it reached Ready once: that stays its outcome
         obj = revision_object(
             name,
             namespace,
-            newest + 1 if existing is None or existing.number != newest else newest,
+            existing.number if existing is not None else newest + 1,
             instance_labels(transform, instance["kind"], metadata["name"]),
             instance,
             graph.spec,
             # A revision given again keeps what rendered it.
             module_digest=existing.module_digest if existing else module_digest,
-            applied_at=graph.spec.metadata.rendered_at or timestamp(),
+            applied_at=existing.applied_at
+            if existing is not None
+            else graph.spec.metadata.rendered_at or timestamp(),
             outcome=outcome,
             ready_at=ready_at,
         )
@@ -92,7 +95,7 @@ class RevisionStore:
             if not error.conflict:
                 raise
             # Recorded by a pass before a restart: read it back.
-            found = await self.get(namespace, name)
+            found = await self.get(namespace, name, metadata["uid"])
             if found is None:
                 raise
             revision = found
