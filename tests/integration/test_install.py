@@ -248,6 +248,16 @@ def test_install_run_as_the_service_account_with_leader_election(
         kubectl.apply(web_service("first"))
         instance_ready(kubectl, "first")
 
+        # The Transform's count of instances on its module version follows the instance's
+        # status within a second (one write for a burst): the cluster is unchanged after it.
+        def versions() -> list[dict[str, Any]]:
+            found: list[dict[str, Any]] = kubectl.get("transform", "webservice")["status"].get(
+                "moduleVersions"
+            ) or [{}]
+            return found
+
+        wait_for(lambda: versions()[0].get("instances") == 1, what="the version's count")
+
         # A full resync (SIGHUP) of an unchanged cluster costs no cue run and no write.
         before = leader.metrics()
         assert leader.process is not None

@@ -84,8 +84,29 @@ def _served_kinds(
     controller: Controller[InstanceKey] = Controller("instance", _nothing)
     kinds.deliver_instances_to(controller)
     transforms = manager.informer(TRANSFORMS)
-    transforms.store["widgets"] = {"metadata": {"name": "widgets"}, "status": {"instances": 0}}
+    versions = [VERSION_A]
+    transforms.store["widgets"] = {
+        "metadata": {"name": "widgets"},
+        "status": {"instances": 0, "moduleVersions": versions},
+    }
     return kinds, manager, writer, controller
+
+
+VERSION_A = {
+    "ref": "embedded:widget",
+    "digest": "sha256:a",
+    "firstServedAt": "2026-12-01T00:00:00Z",
+    "instances": 0,
+}
+"""The module version the Transform's status lists (its instances have no status yet, so none
+is counted on it)."""
+
+
+def counts(writer: FakeWriter) -> list[tuple[str, dict[str, Any]]]:
+    """The count writes, each with the module versions it wrote (unchanged here)."""
+    for _, written in writer.writes:
+        assert written["moduleVersions"] == [VERSION_A]
+    return [(name, {"instances": written["instances"]}) for name, written in writer.writes]
 
 
 async def test_a_burst_of_instances_is_a_count_write_or_two() -> None:
@@ -102,7 +123,7 @@ async def test_a_burst_of_instances_is_a_count_write_or_two() -> None:
     await served.count_write
     # The first change at once (the events of this burst all came before it ran); the store
     # is what the write reads, so there is nothing left for a second one.
-    assert writer.writes == [("widgets", {"instances": 1000})]
+    assert counts(writer) == [("widgets", {"instances": 1000})]
 
 
 async def test_changes_during_the_interval_gather_into_one_write() -> None:
@@ -117,7 +138,7 @@ async def test_changes_during_the_interval_gather_into_one_write() -> None:
         await asyncio.sleep(0)  # the first write runs at once; the next two wait the interval
     assert served.count_write is not None
     await served.count_write
-    assert writer.writes == [("widgets", {"instances": 1}), ("widgets", {"instances": 3})]
+    assert counts(writer) == [("widgets", {"instances": 1}), ("widgets", {"instances": 3})]
 
 
 async def test_a_count_write_that_cannot_connect_is_tried_again() -> None:
@@ -131,7 +152,7 @@ async def test_a_count_write_that_cannot_connect_is_tried_again() -> None:
     informer._dispatch(InformerEvent("ADDED", obj))
     assert served.count_write is not None
     await served.count_write  # raises if the error escaped the task
-    assert writer.writes == [("widgets", {"instances": 1})]
+    assert counts(writer) == [("widgets", {"instances": 1})]
 
 
 async def test_an_unchanged_count_is_not_written() -> None:

@@ -6,7 +6,6 @@ instances on each module version for ``status.moduleVersions``."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,7 +30,7 @@ from pequod.operator.serving import ServedApi
 
 logger = structlog.get_logger(__name__)
 
-MODULE_VERSIONS_KEPT = 10
+INSTANCES_UNKNOWN_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,7 @@ class Rollouts:
                 # An undo: the previous version is the Transform's again, for every instance
                 # at once (those never moved are on it already).
                 state = _ended(state, f"undone: every instance is back on {module.reference}")
-            elif spec.in_waves and served is not None and served.instance_count:
+            elif spec.in_waves:
                 if state is not None and holds_previous:
                     previous = state.previous  # the last version every instance was on
                 else:
@@ -76,7 +75,7 @@ class Rollouts:
                         served_digest,
                         status.get("servedCueRef"),
                     )
-                    if served.kind.module.digest == served_digest:
+                    if served is not None and served.kind.module.digest == served_digest:
                         self._previous[name] = served.kind.module
                 target = ModuleVersion(module.reference, module.digest, transform["spec"]["cueRef"])
                 state = start(target, previous)
@@ -95,7 +94,11 @@ class Rollouts:
             self._previous.pop(name, None)
             return RolloutStep(state, None, None, started)
         previous_module = await self._previous_module(name, state.previous)
-        views = [InstanceView.of_instance(o) for o in served.informer.list()] if served else []
+        if served is None or served.instance_count is None:
+            # Not every instance is known yet (the kind's informer has not listed, as after a
+            # restart): what the status says stands, and the step waits for the list.
+            return RolloutStep(state, previous_module, INSTANCES_UNKNOWN_RETRY_SECONDS, started)
+        views = [InstanceView.of_instance(o) for o in served.informer.list()]
         state, requeue_after = advance(spec, state, views, utc_now())
         return RolloutStep(state, previous_module, requeue_after, started)
 
@@ -133,34 +136,3 @@ class Rollouts:
 
 def _ended(state: RolloutState, message: str) -> RolloutState:
     return replace(state, phase=COMPLETE, finished_at=timestamp(), message=message)
-
-
-def module_versions(
-    status: dict[str, Any], module: ModuleSource, served: ServedApi | None
-) -> list[dict[str, Any]]:
-    """The module versions the instances are on (by their statuses), the one served first,
-    each with when it was first served and how many instances are on it."""
-    counts: Counter[str] = Counter()
-    refs: dict[str, str] = {}
-    if served is not None:
-        for instance in served.informer.list():
-            resolved = (instance.get("status") or {}).get("platformRefResolved") or {}
-            if resolved.get("digest"):
-                counts[resolved["digest"]] += 1
-                refs.setdefault(resolved["digest"], resolved.get("ref", ""))
-    known = {v.get("digest"): v for v in status.get("moduleVersions") or ()}
-    now = timestamp()
-    versions = []
-    for digest in [module.digest, *(d for d in counts if d != module.digest)]:
-        before = known.get(digest) or {}
-        versions.append(
-            {
-                "ref": module.reference if digest == module.digest else refs[digest],
-                "digest": digest,
-                "firstServedAt": before.get("firstServedAt") or now,
-                "instances": counts.get(digest, 0),
-            }
-        )
-    current, others = versions[0], versions[1:]
-    others.sort(key=lambda v: v["firstServedAt"], reverse=True)
-    return [current, *others][:MODULE_VERSIONS_KEPT]

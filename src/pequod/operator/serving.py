@@ -6,14 +6,17 @@ sends its instances to the instance controller, and the Transform's ``status.ins
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
 from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
 from pequod.api.rollout import RolloutState
+from pequod.clock import timestamp
 from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
 from pequod.kube.client import API_OR_TRANSPORT_ERRORS, ApiError
@@ -26,6 +29,7 @@ from pequod.module.source import ModuleSource
 
 logger = structlog.get_logger(__name__)
 
+MODULE_VERSIONS_KEPT = 10
 COUNT_WRITE_INTERVAL_SECONDS = 1.0
 """The least time between two writes of a Transform's instance count. The first change is
 written at once; the changes that come during the interval after a write gather into one
@@ -187,7 +191,7 @@ class ServedKinds:
         informer = self.manager.informer(resource_type)
 
         def count_changed(event: InformerEvent) -> None:
-            if event.type in ("ADDED", "DELETED"):
+            if event.type in ("ADDED", "DELETED") or _module_moved(event):
                 self._write_count_soon(transform)
 
         informer.add_handler(count_changed, replay=False)
@@ -248,12 +252,17 @@ class ServedKinds:
         transform = self.transforms.get(served.transform)
         if count is None or transform is None or transform["metadata"].get("deletionTimestamp"):
             return  # the deletion's reconcile writes the count it waits for
-        if (transform.get("status") or {}).get("instances") == count:
+        status = transform.get("status") or {}
+        desired = {
+            "instances": count,
+            "moduleVersions": module_versions(status, served.module, served),
+        }
+        if all(status.get(k) == v for k, v in desired.items()):
             return
         try:
-            # Only the count: a merge patch of the one field leaves the rest of the status as
-            # the Transform's reconcile last wrote it, whatever the cache has seen of that.
-            await self.writer.write_status(TRANSFORMS, transform, {"instances": count})
+            # Only these fields: a merge patch of them leaves the rest of the status as the
+            # Transform's reconcile last wrote it, whatever the cache has seen of that.
+            await self.writer.write_status(TRANSFORMS, transform, desired)
         except API_OR_TRANSPORT_ERRORS as error:
             # This task is nobody's to await: an error must end here, and a transient one
             # (the API server restarting) tries again after the interval.
@@ -262,6 +271,17 @@ class ServedKinds:
             )
             if not isinstance(error, ApiError) or error.transient:
                 served.count_changed = True
+
+
+def _module_moved(event: InformerEvent) -> bool:
+    """An instance's status names another module version than before."""
+    if event.type != "MODIFIED" or event.old is None:
+        return False
+
+    def digest(obj: dict[str, Any]) -> str:
+        return str(((obj.get("status") or {}).get("platformRefResolved") or {}).get("digest"))
+
+    return digest(event.object) != digest(event.old)
 
 
 def instance_event_matters(event: InformerEvent) -> bool:
@@ -279,3 +299,46 @@ def instance_event_matters(event: InformerEvent) -> bool:
         for field in ("generation", "labels", "annotations", "deletionTimestamp", "ownerReferences")
     )
     return not (unchanged and added == [INSTANCE_FINALIZER])
+
+
+def module_versions(
+    status: dict[str, Any], module: ModuleSource, served: ServedApi | None
+) -> list[dict[str, Any]]:
+    """The module versions the instances are on (by their statuses), the one served first,
+    each with when it was first served and how many instances are on it."""
+    if served is None or served.instance_count is None:
+        # Not every instance is known yet: the counts stored stand (the informer's list brings
+        # a count write), with the version served now first.
+        stored = [v for v in status.get("moduleVersions") or () if v.get("digest")]
+        current = next((v for v in stored if v["digest"] == module.digest), None)
+        first = current or {
+            "ref": module.reference,
+            "digest": module.digest,
+            "firstServedAt": timestamp(),
+            "instances": 0,
+        }
+        others = [v for v in stored if v["digest"] != module.digest]
+        return [first, *others][:MODULE_VERSIONS_KEPT]
+    counts: Counter[str] = Counter()
+    refs: dict[str, str] = {}
+    for instance in served.informer.list():
+        resolved = (instance.get("status") or {}).get("platformRefResolved") or {}
+        if resolved.get("digest"):
+            counts[resolved["digest"]] += 1
+            refs.setdefault(resolved["digest"], resolved.get("ref", ""))
+    known = {v.get("digest"): v for v in status.get("moduleVersions") or ()}
+    now = timestamp()
+    versions = []
+    for digest in [module.digest, *(d for d in counts if d != module.digest)]:
+        before = known.get(digest) or {}
+        versions.append(
+            {
+                "ref": module.reference if digest == module.digest else refs[digest],
+                "digest": digest,
+                "firstServedAt": before.get("firstServedAt") or now,
+                "instances": counts.get(digest, 0),
+            }
+        )
+    current, others = versions[0], versions[1:]
+    others.sort(key=lambda v: v["firstServedAt"], reverse=True)
+    return [current, *others][:MODULE_VERSIONS_KEPT]

@@ -46,8 +46,8 @@ from pequod.kube.resources import CONFIG_MAPS, CRDS, ResourceType
 from pequod.kube.writes import ObjectWriter
 from pequod.module.source import ModuleError, ModuleSource
 from pequod.operator.module_objects import KubeModuleObjects
-from pequod.operator.rollouts import Rollouts, RolloutStep, module_versions
-from pequod.operator.serving import ServedApi, ServedKind, ServedKinds
+from pequod.operator.rollouts import Rollouts, RolloutStep
+from pequod.operator.serving import ServedApi, ServedKind, ServedKinds, module_versions
 from pequod.policy.evaluate import PolicyError
 from pequod.schema.normalize import SchemaError
 
