@@ -1461,3 +1461,123 @@ def test_operator_killed_while_adopting_five_objects_converges_and_deletes_none(
     assert not (found_tracebacks := tracebacks(fault_operator, offset)), found_tracebacks[:3]
     kubectl.run("delete", "namespace", namespace, "--wait=false")
     kubectl.run("delete", "transform", "chain", "--wait=false")
+
+
+GATED_MODULE = """\
+package gated
+
+#Input: {}
+#Render: {
+	input: {metadata: {name: string, namespace: string, labels?: _, annotations?: _}, spec: #Input}
+	output: nodes: [{
+		id: "config"
+		object: {
+			apiVersion: "v1", kind: "ConfigMap", metadata: name: input.metadata.name
+			data: version: "VERSION"
+		}
+		GATE
+	}]
+}
+"""
+"""Version 1 is Ready at once; version 2 only once the test sets data.ready (which the module
+does not render, so it stays the test's across applies)."""
+
+
+def gated_module(version: str) -> str:
+    gate = (
+        'readyWhen: [{type: "CEL", expression: "has(object.data.ready) && '
+        "object.data.ready == 'true'\"}]"
+        if version == "2"
+        else ""
+    )
+    return GATED_MODULE.replace("VERSION", version).replace("GATE", gate)
+
+
+def test_operator_killed_mid_rollout_resumes_without_repeating_a_wave(
+    fault_kubectl: Kubectl, fault_operator: OperatorProcess
+) -> None:
+    """12 instances, a canary of 2 then waves of 5; the operator SIGKILLed while the second
+    wave waits. Restarted, the rollout goes on from that wave: the waves already started keep
+    their instances and start times, and every instance moved once (two revisions each)."""
+    kubectl = fault_kubectl
+    namespace = "faults-rollout"
+    settings = (
+        "  kind: Gated\n  rollout:\n    strategy: Waves\n    canary: {instances: 2}\n"
+        "    waveSize: 5\n    waveDeadlineSeconds: 600\n"
+    )
+    kubectl.apply(inline_transform("gated", gated_module("1"), settings))
+    ready_transform(kubectl, "gated")
+    kubectl.run("create", "namespace", namespace)
+    names = [f"g{i:02d}" for i in range(12)]
+    kubectl.apply(
+        "\n---\n".join(
+            f"apiVersion: platform.pequod.io/v1alpha1\nkind: Gated\n"
+            f"metadata:\n  name: {name}\n  namespace: {namespace}\nspec: {{}}\n"
+            for name in names
+        )
+    )
+
+    def versions() -> dict[str, str]:
+        items = kubectl.get("configmaps", "-n", namespace)["items"]
+        return {c["metadata"]["name"]: (c.get("data") or {}).get("version", "") for c in items}
+
+    def ready_count() -> int:
+        items = kubectl.get("gated", "-n", namespace)["items"]
+        return sum(1 for o in items if (condition(o, "Ready") or {}).get("status") == "True")
+
+    wait_for(lambda: ready_count() == 12, what="12 instances Ready on version 1")
+
+    def mark_ready(*which: str) -> None:
+        for name in which:
+            kubectl.run(
+                "patch", "configmap", name, "-n", namespace, "--type=merge",
+                "-p", '{"data":{"ready":"true"}}',
+            )  # fmt: skip
+
+    def waves() -> list[dict[str, Any]]:
+        rollout = (kubectl.get("transform", "gated").get("status") or {}).get("rollout") or {}
+        found: list[dict[str, Any]] = rollout.get("waves") or []
+        return found
+
+    offset = fault_operator.log_size()
+    kubectl.apply(inline_transform("gated", gated_module("2"), settings))
+    wait_for(
+        lambda: [v for n, v in sorted(versions().items()) if v == "2"] == ["2", "2"],
+        what="the canary on version 2",
+    )
+    assert {n for n, v in versions().items() if v == "2"} == {"g00", "g01"}
+    mark_ready("g00", "g01")
+    wait_for(
+        lambda: sum(1 for v in versions().values() if v == "2") == 7, what="wave 1 on version 2"
+    )
+    before = waves()
+    assert [len(w["instances"]) for w in before] == [2, 5]
+    fault_operator.kill()
+    # While it is down, the second wave becomes Ready, and so will the last one.
+    mark_ready(*names[2:])
+    assert sum(1 for v in versions().values() if v == "2") == 7
+    fault_operator.start("--log-format=json")
+
+    def complete() -> dict[str, Any] | None:
+        status = kubectl.get("transform", "gated").get("status") or {}
+        rollout: dict[str, Any] = status.get("rollout") or {}
+        return rollout if rollout.get("phase") == "Complete" else None
+
+    final = wait_for(complete, within=120, what="the rollout Complete after the restart")
+    assert [w["instances"] for w in final["waves"][:2]] == [w["instances"] for w in before]
+    assert [w["startedAt"] for w in final["waves"][:2]] == [w["startedAt"] for w in before]
+    assert [len(w["instances"]) for w in final["waves"]] == [2, 5, 5]
+    assert set(versions().values()) == {"2"}
+    for obj in kubectl.get("gated", "-n", namespace)["items"]:
+        revisions = kubectl.get(
+            "controllerrevisions",
+            "-n",
+            namespace,
+            "-l",
+            f"{INSTANCE_UID_LABEL}={obj['metadata']['uid']}",
+        )["items"]
+        # Moved once: its version 1 and version 2 graphs, nothing in between.
+        assert sorted(r["revision"] for r in revisions) == [1, 2], obj["metadata"]["name"]
+    assert not (found_tracebacks := tracebacks(fault_operator, offset)), found_tracebacks[:3]
+    kubectl.run("delete", "namespace", namespace, "--wait=false")
+    kubectl.run("delete", "transform", "gated", "--wait=false")
