@@ -11,8 +11,10 @@ children's) and peak RSS, API requests by verb and cue runs (from the operator's
 The floor, on the same control plane: a bare asyncio client applying the same rendered
 objects with server-side apply at the same concurrency (no rendering, no readiness).
 Then: a full resync (SIGHUP) and a restart with nothing changed (cue runs, writes, seconds
-until the work queues are empty), and one edit to the module that changes every graph
-(seconds until every graph carries the new render and is Ready).
+until the work queues are empty), and two edits to the module that change every graph
+(seconds until every graph carries the new render and is Ready, and the operator's writes per
+instance): the first reaches every instance at once, the second is rolled out in waves of
+100 (spec.rollout; the canary is 100 too), whose extra writes per instance are printed.
 
 Variant `apiserver` (etcd and kube-apiserver; readiness `Exists`) measures Pequod itself;
 `full` adds kube-controller-manager, kube-scheduler and kwok, and waits for Deployments to be
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pequod.api.resources import TRANSFORMS
 from pequod.controlplane import ControlPlane
 from pequod.controlplane.cluster import free_port
 from pequod.controlplane.process import ComponentProcess
@@ -352,6 +355,10 @@ class Figures:
     resync: dict[str, Any] = field(default_factory=dict)
     restart: dict[str, Any] = field(default_factory=dict)
     module_edit_seconds: float = 0.0
+    module_edit_writes: int = 0
+    rollout_edit_seconds: float = 0.0
+    rollout_edit_writes: int = 0
+    rollout_waves: int = 0
     floor_plane_cpu_seconds: dict[str, float] = field(default_factory=dict)
     plane_cpu_seconds: dict[str, float] = field(default_factory=dict)
 
@@ -421,11 +428,24 @@ def kubectl(plane: ControlPlane, *arguments: str, stdin: str | None = None) -> N
     )
 
 
-def transform(source: str) -> str:
+ROLLOUT_WAVE = 100
+"""The wave size (and canary) of the module edit rolled out in waves."""
+
+
+def transform(source: str, *, waves: bool = False) -> str:
     indented = "\n".join("      " + line if line else "" for line in source.splitlines())
+    rollout = (
+        f"  rollout:\n    strategy: Waves\n    canary: {{instances: {ROLLOUT_WAVE}}}\n"
+        f"    waveSize: {ROLLOUT_WAVE}\n    waveDeadlineSeconds: 600\n"
+        if waves
+        else ""
+    )
     return (
         "apiVersion: platform.pequod.io/v1alpha1\nkind: Transform\nmetadata:\n  name: benchapp\n"
-        "spec:\n  kind: BenchApp\n  cueRef:\n    type: inline\n    ref: |\n" + indented + "\n"
+        "spec:\n  kind: BenchApp\n  cueRef:\n    type: inline\n    ref: |\n"
+        + indented
+        + "\n"
+        + rollout
     )
 
 
@@ -508,7 +528,10 @@ async def measure(
         figures.cue_runs = cue_runs(metrics)
         figures.__dict__.update(operator.resources())
 
-        # A full resync with nothing changed.
+        # A full resync with nothing changed. The Transform's counts (instances, and instances
+        # per module version) are written at most once a second after the last instance
+        # changed: that write belongs to the creations, so the resync starts after it.
+        await asyncio.sleep(1.5)
         before = operator.metrics()
         os.kill(operator.pid, signal.SIGHUP)
         await asyncio.sleep(0.5)
@@ -537,7 +560,8 @@ async def measure(
             "writes": writes(requests_by_verb(metrics)),
         }
 
-        # One module edit that changes every graph.
+        # One module edit that changes every graph, all at once; then another, rolled out in
+        # waves of ROLLOUT_WAVE.
         graphs_done = asyncio.Event()
         new_graphs: set[str] = set()
         graphs = Informer(client, GRAPHS, namespace=NAMESPACE)
@@ -558,18 +582,34 @@ async def measure(
         graphs.add_handler(on_graph)
         watching_graphs = asyncio.create_task(graphs.run())
         await graphs.synced.wait()
-        started = time.monotonic()
-        kubectl(
-            plane, "apply", "-f", "-", stdin=transform(module_source("two", variant, live_state))
-        )
-        try:
-            await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
-        except TimeoutError:
-            raise TimeoutError(
-                f"after the module edit, {len(new_graphs)}/{size} graphs carry the new render "
-                f"and are Ready; {len(old_hashes)} graphs seen"
-            ) from None
-        figures.module_edit_seconds = time.monotonic() - started
+
+        async def edit(edition: str, waves: bool) -> tuple[float, int]:
+            """Seconds until every graph carries the new render and is Ready, and the writes
+            the operator made meanwhile (once its queues are idle)."""
+            graphs_done.clear()
+            new_graphs.clear()
+            old_hashes.update(
+                {o["metadata"]["name"]: o["spec"]["metadata"]["renderHash"] for o in graphs.list()}
+            )
+            before = requests_by_verb(operator.metrics())
+            started = time.monotonic()
+            source = module_source(edition, variant, live_state)
+            kubectl(plane, "apply", "-f", "-", stdin=transform(source, waves=waves))
+            try:
+                await asyncio.wait_for(graphs_done.wait(), timeout=60 + size * 1.5)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"after the module edit, {len(new_graphs)}/{size} graphs carry the new "
+                    f"render and are Ready; {len(old_hashes)} graphs seen"
+                ) from None
+            seconds = time.monotonic() - started
+            await wait_until(operator.idle, 120, "queues idle after the module edit")
+            return seconds, writes(difference(requests_by_verb(operator.metrics()), before))
+
+        figures.module_edit_seconds, figures.module_edit_writes = await edit("two", False)
+        figures.rollout_edit_seconds, figures.rollout_edit_writes = await edit("three", True)
+        rollout = (await client.get(TRANSFORMS, "benchapp") or {}).get("status", {}).get("rollout")
+        figures.rollout_waves = len((rollout or {}).get("waves") or ())
         for task in (watching, watching_graphs):
             task.cancel()
         await asyncio.gather(watching, watching_graphs, return_exceptions=True)
@@ -625,6 +665,20 @@ def report(results: list[Figures]) -> None:
         )
     for f in results:
         print(f"requests by verb, N={f.size}: {json.dumps(dict(sorted(f.requests.items())))}")
+    print()
+    header = (
+        f"{'module edit':<15}{'N':>6}{'all at once s':>15}{'writes/inst':>12}"
+        f"{'waves s':>9}{'waves':>7}{'writes/inst':>12}{'extra/inst':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for f in results:
+        at_once, in_waves = f.module_edit_writes / f.size, f.rollout_edit_writes / f.size
+        print(
+            f"{f.variant:<15}{f.size:>6}{f.module_edit_seconds:>15.1f}{at_once:>12.2f}"
+            f"{f.rollout_edit_seconds:>9.1f}{f.rollout_waves:>7}{in_waves:>12.2f}"
+            f"{in_waves - at_once:>12.2f}"
+        )
 
 
 def main() -> None:
