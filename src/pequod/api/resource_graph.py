@@ -4,6 +4,7 @@ types). The CRD's schema (:mod:`pequod.api.crds`) describes the same fields."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,6 +256,20 @@ class ResourceGraph:
         return next((n for n in self.spec.nodes if n.id == node_id), None)
 
 
+def controller_reference(owner: Mapping[str, Any], *, block_owner_deletion: bool) -> dict[str, Any]:
+    """An owner reference naming ``owner`` as the controller (the garbage collector deletes
+    the owned object with it)."""
+    metadata = owner["metadata"]
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": metadata["name"],
+        "uid": metadata["uid"],
+        "controller": True,
+        "blockOwnerDeletion": block_owner_deletion,
+    }
+
+
 def resource_graph_object(
     name: str,
     namespace: str,
@@ -264,7 +279,6 @@ def resource_graph_object(
 ) -> dict[str, Any]:
     """The ResourceGraph to apply: ``spec``, owned (and garbage-collected) by the instance
     ``owner``, carrying Pequod's finalizer from the start."""
-    metadata = owner["metadata"]
     return {
         "apiVersion": API_VERSION,
         "kind": RESOURCE_GRAPH_KIND,
@@ -274,16 +288,7 @@ def resource_graph_object(
             "labels": labels,
             # Written with the graph, saving the graph controller a patch per graph.
             "finalizers": [RESOURCE_GRAPH_FINALIZER],
-            "ownerReferences": [
-                {
-                    "apiVersion": owner["apiVersion"],
-                    "kind": owner["kind"],
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
+            "ownerReferences": [controller_reference(owner, block_owner_deletion=True)],
         },
         "spec": spec.to_dict(),
     }

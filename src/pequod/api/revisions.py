@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pequod.api.names import INSTANCE_UID_LABEL
-from pequod.api.resource_graph import ResourceGraphSpec
+from pequod.api.resource_graph import ResourceGraphSpec, controller_reference
 from pequod.kube.resources import ResourceType
 
 CONTROLLER_REVISIONS = ResourceType("apps", "v1", "ControllerRevision", "controllerrevisions", True)
@@ -125,16 +125,7 @@ def revision_object(
                 REVISION_OF_LABEL: metadata["uid"],
             },
             "annotations": annotations,
-            "ownerReferences": [
-                {
-                    "apiVersion": owner["apiVersion"],
-                    "kind": owner["kind"],
-                    "name": metadata["name"],
-                    "uid": metadata["uid"],
-                    "controller": True,
-                    "blockOwnerDeletion": False,
-                }
-            ],
+            "ownerReferences": [controller_reference(owner, block_owner_deletion=False)],
         },
         "revision": number,
         "data": spec.to_dict(),
