@@ -52,8 +52,9 @@ def is_revision_of(obj: Mapping[str, Any], instance_uid: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Revision:
-    """A revision as read back: its number, what rendered it, how it went, and the graph."""
+class RevisionEntry:
+    """What a revision says of itself without its graph: its number, what rendered it and how
+    it went. The operator keeps these in memory per instance; the graph is read when needed."""
 
     name: str
     number: int
@@ -63,22 +64,6 @@ class Revision:
     applied_at: str
     outcome: str
     ready_at: str
-    spec: ResourceGraphSpec
-
-    @classmethod
-    def parse(cls, obj: Mapping[str, Any]) -> Revision:
-        annotations = obj["metadata"].get("annotations") or {}
-        return cls(
-            name=obj["metadata"]["name"],
-            number=int(obj.get("revision") or 0),
-            module_ref=annotations.get(MODULE_REF_ANNOTATION, ""),
-            module_digest=annotations.get(MODULE_DIGEST_ANNOTATION, ""),
-            render_hash=annotations.get(RENDER_HASH_ANNOTATION, ""),
-            applied_at=annotations.get(APPLIED_AT_ANNOTATION, ""),
-            outcome=annotations.get(OUTCOME_ANNOTATION, ""),
-            ready_at=annotations.get(READY_AT_ANNOTATION, ""),
-            spec=ResourceGraphSpec.from_dict(obj["data"]),
-        )
 
     @property
     def reached_ready(self) -> bool:
@@ -87,6 +72,48 @@ class Revision:
     def to_status(self) -> dict[str, Any]:
         """What the instance's ``status.revision`` says of the revision in force."""
         return {"number": self.number, "name": self.name, "outcome": self.outcome}
+
+    def entry(self) -> RevisionEntry:
+        return RevisionEntry(
+            self.name,
+            self.number,
+            self.module_ref,
+            self.module_digest,
+            self.render_hash,
+            self.applied_at,
+            self.outcome,
+            self.ready_at,
+        )
+
+
+@dataclass(frozen=True)
+class Revision(RevisionEntry):
+    """A revision as read back, with the graph it keeps."""
+
+    spec: ResourceGraphSpec
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> Revision:
+        return cls(**_entry_fields(obj), spec=ResourceGraphSpec.from_dict(obj["data"]))
+
+
+def parse_entry(obj: Mapping[str, Any]) -> RevisionEntry:
+    """A ControllerRevision's entry, without reading its graph."""
+    return RevisionEntry(**_entry_fields(obj))
+
+
+def _entry_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    annotations = obj["metadata"].get("annotations") or {}
+    return {
+        "name": obj["metadata"]["name"],
+        "number": int(obj.get("revision") or 0),
+        "module_ref": annotations.get(MODULE_REF_ANNOTATION, ""),
+        "module_digest": annotations.get(MODULE_DIGEST_ANNOTATION, ""),
+        "render_hash": annotations.get(RENDER_HASH_ANNOTATION, ""),
+        "applied_at": annotations.get(APPLIED_AT_ANNOTATION, ""),
+        "outcome": annotations.get(OUTCOME_ANNOTATION, ""),
+        "ready_at": annotations.get(READY_AT_ANNOTATION, ""),
+    }
 
 
 def revision_object(
@@ -132,7 +159,7 @@ def revision_object(
     }
 
 
-def beyond_limit(revisions: Iterable[Revision], limit: int, keep: str) -> list[Revision]:
+def beyond_limit(revisions: Iterable[RevisionEntry], limit: int, keep: str) -> list[RevisionEntry]:
     """The oldest revisions past ``limit`` (never ``keep``, the one in force)."""
     ordered = sorted(revisions, key=lambda r: r.number, reverse=True)
     kept = {keep}

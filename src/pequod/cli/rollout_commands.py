@@ -18,7 +18,7 @@ from typing import Any
 
 from pequod.api.names import ROLLBACK_ANNOTATION
 from pequod.api.resources import TRANSFORMS
-from pequod.api.revisions import Revision
+from pequod.api.revisions import RevisionEntry
 from pequod.api.rollout import COMPLETE, FAILED, PAUSED, ROLLED_BACK, RolloutState
 from pequod.kube.client import ApiError, KubeClient
 from pequod.kube.resources import ResourceType
@@ -217,7 +217,7 @@ async def _history(client: KubeClient, arguments: argparse.Namespace) -> int:
     return 0
 
 
-def format_history(revisions: list[Revision], current: int | None) -> str:
+def format_history(revisions: list[RevisionEntry], current: int | None) -> str:
     rows = [("REVISION", "MODULE", "DIGEST", "RENDER HASH", "APPLIED", "OUTCOME")]
     for r in revisions:
         rows.append(

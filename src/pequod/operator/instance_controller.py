@@ -250,6 +250,12 @@ class InstanceReconciler:
         history = await self.revisions.history(metadata["namespace"], metadata["uid"])
         found = next((r for r in history if r.number == number), None)
         if found is None:
+            # Refused only on what the cluster says now.
+            history = await self.revisions.history(
+                metadata["namespace"], metadata["uid"], fresh=True
+            )
+            found = next((r for r in history if r.number == number), None)
+        if found is None:
             numbers = ", ".join(str(r.number) for r in history) or "none"
             raise _Refused(
                 "RevisionNotFound",
@@ -262,7 +268,7 @@ class InstanceReconciler:
             "moduleDigest": digest,
             "revisionModule": {"ref": found.module_ref, "digest": found.module_digest},
         }
-        return RollbackInForce(number, found.render_hash, record, found)
+        return RollbackInForce(number, found.render_hash, record)
 
     async def _keep_rolled_back(
         self,
@@ -278,7 +284,7 @@ class InstanceReconciler:
         """Puts the rolled-back revision's graph back (no render), or, once it is in force,
         writes the instance's status from it."""
         if graph is None or graph.spec.metadata.render_hash != rollback.render_hash:
-            revision = rollback.revision or await self.revisions.get(
+            revision = await self.revisions.get(
                 instance["metadata"]["namespace"],
                 revision_name(graph_name, rollback.render_hash),
                 instance["metadata"]["uid"],
@@ -817,12 +823,11 @@ def graph_spec_references(summary: RenderSummary) -> str:
 @dataclass(frozen=True)
 class RollbackInForce:
     """A ``pequod.io/rollback-to`` in force: the revision's number and render hash, the
-    ``status.rolledBackTo`` record, and the revision itself when it was just read."""
+    ``status.rolledBackTo`` record."""
 
     number: int
     render_hash: str
     record: dict[str, Any]
-    revision: Revision | None = None
 
 
 @dataclass(frozen=True)
