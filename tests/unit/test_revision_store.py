@@ -39,9 +39,7 @@ class RevisionsServer:
         self.lists += 1
         key, _, value = label_selector.partition("=")
         return {
-            "items": [
-                o for o in self.objects.values() if o["metadata"]["labels"].get(key) == value
-            ]
+            "items": [o for o in self.objects.values() if o["metadata"]["labels"].get(key) == value]
         }
 
     async def create(self, rt: Any, obj: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pequod.api.rollout import (
     RolloutState,
     advance,
     count_of,
+    progress_only,
     start,
 )
 
@@ -148,3 +149,18 @@ def test_revisions_beyond_the_limit_are_the_oldest_never_the_one_in_force() -> N
     revisions = [_revision(n) for n in range(1, 13)]
     assert [r.number for r in beyond_limit(revisions, 10, keep="r12")] == [2, 1]
     assert [r.number for r in beyond_limit(revisions, 3, keep="r1")] == list(range(10, 1, -1))
+
+
+def test_only_the_counts_of_a_progressing_wave_are_held_back() -> None:
+    state, _ = advance(SPEC, start(NEW, OLD, T0), views(20), T0)
+    one = state.to_status()
+    # The first canary Ready: counts and message move, nothing else.
+    counted, _ = advance(SPEC, state, views(20, on_new={"ns/i00"}), later(1))
+    assert progress_only(one, counted.to_status())
+    # Both Ready: the canary's readyAt and the next wave are news.
+    both, _ = advance(SPEC, counted, views(20, on_new={"ns/i00", "ns/i01"}), later(2))
+    assert len(both.waves) == 2
+    assert not progress_only(counted.to_status(), both.to_status())
+    # A phase change is news too.
+    paused = RolloutState(**{**counted.__dict__, "phase": PAUSED}).to_status()
+    assert not progress_only(one, paused)

@@ -253,6 +253,20 @@ class RolloutState:
         return key in self.moved
 
 
+PROGRESS_FIELDS = ("updatedInstances", "readyInstances", "message")
+"""The fields of ``status.rollout`` that move with every instance that becomes Ready."""
+
+
+def progress_only(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether a Progressing rollout's status ``after`` differs from ``before`` in its counts
+    and message alone (no wave started or became Ready, no phase changed): a write that can
+    wait a little and be gathered with the next ones."""
+    if after.get("phase") != PROGRESSING or before.get("phase") != PROGRESSING:
+        return False
+    keys = (set(before) | set(after)) - set(PROGRESS_FIELDS)
+    return all(before.get(k) == after.get(k) for k in keys)
+
+
 def start(
     target: ModuleVersion, previous: ModuleVersion, now: datetime | None = None
 ) -> RolloutState:
