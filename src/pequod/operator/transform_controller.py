@@ -29,7 +29,7 @@ from pequod.api.names import (
 )
 from pequod.api.ownership import crd_labels
 from pequod.api.resources import TRANSFORMS
-from pequod.api.rollout import progress_only
+from pequod.api.rollout import PROGRESS_WRITE_SECONDS, progress_only
 from pequod.clock import timestamp
 from pequod.crdgen.compatibility import breaking_changes
 from pequod.crdgen.crd import DEFAULT_GROUP, DEFAULT_VERSION, ApiDefinition, build_crd
@@ -59,9 +59,6 @@ ESTABLISH_POLL_SECONDS = 0.5
 DELETION_POLL_SECONDS = 3.0
 NAMES_RETRY_SECONDS = 15.0
 FETCH_RETRY_SECONDS = 30.0
-ROLLOUT_PROGRESS_WRITE_SECONDS = 5.0
-"""A rollout's counts are written at most this often while no wave starts or ends (each
-instance's Ready moves them; the waves and phases are written as they happen)."""
 
 
 class TransformFailure(Exception):
@@ -320,6 +317,10 @@ class TransformReconciler:
         crd_name = generated.crd["metadata"]["name"]
         previous_digest = (status.get("resolvedCueRef") or {}).get("digest")
         count = served.instance_count
+        # The instances' counts as stored: the count writer's, which gathers their changes.
+        counts_stored: dict[str, Any] = {
+            k: status[k] for k in ("instances", "moduleVersions") if k in status
+        }
         status.update(
             phase="Ready",
             observedGeneration=generation,
@@ -345,10 +346,12 @@ class TransformReconciler:
         if rollout.state is not None:
             status["rollout"] = rollout.state.to_status()
             if progress_only(before, status["rollout"]):
-                due = self._rollout_written.get(name, 0.0) + ROLLOUT_PROGRESS_WRITE_SECONDS
+                due = self._rollout_written.get(name, 0.0) + PROGRESS_WRITE_SECONDS
                 held = due - time.monotonic()
                 if held > 0:
+                    # Nothing but counts moved: they wait, the instances' counts with them.
                     status["rollout"] = before
+                    status.update(counts_stored)
                 else:
                     held = None
         conditions = status.get("conditions") or []
@@ -380,7 +383,7 @@ class TransformReconciler:
         )
         status["conditions"] = conditions
         changed = await self.writer.write_status(TRANSFORMS, transform, status)
-        if changed and rollout.state is not None:
+        if changed and rollout.state is not None and held is None:
             self._rollout_written[name] = time.monotonic()
         step_now = (
             (rollout.state.phase, rollout.state.to_status().get("currentWave"))
