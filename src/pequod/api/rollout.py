@@ -6,6 +6,7 @@ version an instance renders with; ``pequod rollout status`` prints it."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -239,7 +240,7 @@ class RolloutState:
     def active(self) -> bool:
         return self.phase in ACTIVE_PHASES
 
-    @property
+    @functools.cached_property
     def moved(self) -> frozenset[str]:
         return frozenset(key for wave in self.waves for key in wave.instances)
 
@@ -252,6 +253,11 @@ class RolloutState:
             return False
         return key in self.moved
 
+
+PROGRESS_WRITE_SECONDS = 5.0
+"""While a rollout's waves go on, its progress (the Transform's counts) is written at most this
+often: every instance that moves or becomes Ready changes it, the waves and phases are written
+as they happen."""
 
 PROGRESS_FIELDS = ("updatedInstances", "readyInstances", "message")
 """The fields of ``status.rollout`` that move with every instance that becomes Ready."""

@@ -15,7 +15,7 @@ import structlog
 
 from pequod.api.names import INSTANCE_FINALIZER
 from pequod.api.resources import TRANSFORMS
-from pequod.api.rollout import RolloutState
+from pequod.api.rollout import PROGRESS_WRITE_SECONDS, RolloutState
 from pequod.clock import timestamp
 from pequod.delivery.reference import ModuleReference
 from pequod.graph.validate import NamespacePolicy
@@ -77,12 +77,19 @@ class ServedKind:
             return self.module
         return self.previous_module
 
+    def rollout_inputs(self) -> tuple[object, ...]:
+        """What decides which module version each instance renders with."""
+        return (
+            self.previous_module.digest if self.previous_module else None,
+            (self.rollout.phase, self.rollout.moved) if self.rollout else None,
+        )
+
     def namespace_policy(self, namespace: str) -> NamespacePolicy:
         return NamespacePolicy(namespace, self.allowed_namespaces, self.allow_cluster_scoped)
 
     def render_inputs(self) -> tuple[object, ...]:
-        """What the instances' renders depend on: when it changes, every instance renders
-        again."""
+        """What every instance's render depends on: when it changes, every instance renders
+        again. (Which module version each renders with is :meth:`module_for`.)"""
         return (
             self.module.digest,
             tuple(p.digest for p in self.policies),
@@ -90,8 +97,6 @@ class ServedKind:
             self.allow_cluster_scoped,
             self.instance_platform_refs,
             self.adoption_strategies,
-            self.previous_module.digest if self.previous_module else None,
-            (self.rollout.phase, self.rollout.moved) if self.rollout else None,
         )
 
 
@@ -169,10 +174,17 @@ class ServedKinds:
             served = self.served[name] = ServedApi(kind, self._watch(name, kind.resource_type))
             return served
         previous, served.kind = served.kind, kind
+        assert self._instances is not None
         if previous.render_inputs() != kind.render_inputs():
-            assert self._instances is not None
             for key in served.instance_keys():
                 self._instances.enqueue(key)
+        elif previous.rollout_inputs() != kind.rollout_inputs():
+            # A wave moved (or a rollback moved back) some instances: only theirs render again,
+            # not the whole fleet at every wave.
+            for key in served.instance_keys():
+                before = previous.module_for(key.namespace, key.name)
+                if before.digest != kind.module_for(key.namespace, key.name).digest:
+                    self._instances.enqueue(key)
         return served
 
     async def deregister(self, transform: str) -> None:
@@ -238,12 +250,18 @@ class ServedKinds:
             )
 
     async def _write_counts(self, served: ServedApi) -> None:
-        """Writes the count while it keeps changing, at most once an interval."""
+        """Writes the count while it keeps changing, at most once an interval (during a
+        rollout in waves, as often as the rollout's progress is written)."""
         try:
             while served.count_changed:
                 served.count_changed = False
                 await self._write_count(served)
-                await asyncio.sleep(self.count_write_interval)
+                rollout = served.kind.rollout
+                await asyncio.sleep(
+                    max(self.count_write_interval, PROGRESS_WRITE_SECONDS)
+                    if rollout is not None and rollout.active
+                    else self.count_write_interval
+                )
         finally:
             served.count_write = None
 
