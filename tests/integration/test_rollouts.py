@@ -299,6 +299,11 @@ def test_pequod_rollback_puts_one_instance_back_exactly(
     assert done.returncode == 0, (
         done.stdout + done.stderr + json.dumps(kubectl.get(fleet.kind, "i03", "-n", namespace))
     )
+    # The progress while it waits (the instance's phase and revision), then the outcome.
+    lines = done.stdout.splitlines()
+    assert "rolling back to revision 1 (" in lines[0], done.stdout
+    assert any(line.strip().endswith("revision 1") for line in lines[1:-1]), done.stdout
+    assert lines[-1].endswith("Ready on revision 1"), done.stdout
     restored = config()
     assert restored["data"] == first["data"]
     assert restored["metadata"]["labels"] == first["metadata"]["labels"]

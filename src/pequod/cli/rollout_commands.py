@@ -263,9 +263,14 @@ async def _rollback(client: KubeClient, arguments: argparse.Namespace) -> int:
     )
     print(f"{arguments.instance}: rolling back to revision {target} ({revision.module_ref})")
     deadline = time.monotonic() + arguments.timeout
+    shown = ""
     while time.monotonic() < deadline:
         obj = await client.get(served.resource_type, metadata["name"], metadata["namespace"])
         status = (obj or {}).get("status") or {}
+        progress = _progress(status)
+        if progress != shown:
+            print(f"  {progress}", flush=True)
+            shown = progress
         rolled = status.get("rolledBackTo") or {}
         ready = any(
             c.get("type") == "Ready" and c.get("status") == "True"
@@ -281,3 +286,12 @@ async def _rollback(client: KubeClient, arguments: argparse.Namespace) -> int:
         await asyncio.sleep(POLL_SECONDS)
     print(f"timed out after {arguments.timeout:.0f} s", file=sys.stderr)
     return 1
+
+
+def _progress(status: dict[str, Any]) -> str:
+    """An instance's progress as its status says it: phase, nodes Ready, revision."""
+    revision = (status.get("revision") or {}).get("number", "-")
+    return (
+        f"{status.get('phase') or 'Pending'}: {status.get('readyNodes', 0)}/"
+        f"{status.get('totalNodes', 0)} nodes Ready, revision {revision}"
+    )
