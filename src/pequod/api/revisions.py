@@ -6,7 +6,7 @@ to read one back."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from pequod.api.names import INSTANCE_UID_LABEL
@@ -74,16 +74,8 @@ class RevisionEntry:
         return {"number": self.number, "name": self.name, "outcome": self.outcome}
 
     def entry(self) -> RevisionEntry:
-        return RevisionEntry(
-            self.name,
-            self.number,
-            self.module_ref,
-            self.module_digest,
-            self.render_hash,
-            self.applied_at,
-            self.outcome,
-            self.ready_at,
-        )
+        """The entry alone (a :class:`Revision` without its graph)."""
+        return RevisionEntry(**{f.name: getattr(self, f.name) for f in fields(RevisionEntry)})
 
 
 @dataclass(frozen=True)
